@@ -1,21 +1,24 @@
-// Command dlm_tool is godlm's operator CLI for the kernel DLM.
-//
-// This release has only the version subcommand; the others arrive with
-// the daemon (see README.md, "Status").
+// Command dlm_tool is godlm's operator CLI for the kernel DLM: it asks
+// dlm_controld about lockspaces and cluster state and joins and leaves
+// lockspaces. See package tools for the subcommands.
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 
-	"github.com/godlm/godlm/internal/version"
+	"github.com/godlm/godlm/tools"
 )
 
 func main() {
-	if len(os.Args) == 2 && os.Args[1] == "version" {
-		fmt.Printf("dlm_tool %s (godlm)\n", version.Version)
-		return
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := tools.App().Run(ctx, os.Args)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "dlm_tool: %v\n", err)
+		os.Exit(tools.ExitCode(err))
 	}
-	fmt.Fprintln(os.Stderr, "usage: dlm_tool version")
-	os.Exit(2)
 }

@@ -1,0 +1,46 @@
+package tools
+
+import (
+	"slices"
+	"strconv"
+
+	"github.com/godlm/godlm/controld/dlmc"
+)
+
+// statusDoc is status --json's document.
+type statusDoc struct {
+	Daemon       *statusJSONState  `json:"daemon"`
+	Nodes        []statusJSONState `json:"nodes"`
+	StartupNodes []statusJSONState `json:"startup_nodes"`
+}
+
+type statusJSONState struct {
+	NodeID int32          `json:"nodeid"`
+	State  map[string]any `json:"state"`
+}
+
+func statusJSON(states []dlmc.State) statusDoc {
+	doc := statusDoc{Nodes: []statusJSONState{}, StartupNodes: []statusJSONState{}}
+	for _, st := range states {
+		j := statusJSONState{NodeID: st.NodeID, State: map[string]any{}}
+		for k, v := range st.Fields() {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				j.State[k] = n
+			} else {
+				j.State[k] = v
+			}
+		}
+		switch st.Type {
+		case dlmc.StateDaemon:
+			if doc.Daemon == nil {
+				doc.Daemon = &j
+			}
+		case dlmc.StateDaemonNode:
+			doc.Nodes = append(doc.Nodes, j)
+		case dlmc.StateStartupNode:
+			doc.StartupNodes = append(doc.StartupNodes, j)
+		}
+	}
+	slices.SortStableFunc(doc.Nodes, func(a, b statusJSONState) int { return int(a.NodeID) - int(b.NodeID) })
+	return doc
+}
