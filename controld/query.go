@@ -1,0 +1,326 @@
+package controld
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/godlm/godlm/configfs"
+	"github.com/godlm/godlm/controld/dlmc"
+	"github.com/godlm/godlm/libdlm"
+)
+
+// QueryServer answers libdlmcontrol clients — our dlm_tool, the
+// reference dlm_tool, Pacemaker's controld agent — on the reference's
+// two abstract sockets: one request per connection on the query socket,
+// a stream of requests on the command socket. Every caller is identified
+// with SO_PEERCRED: queries are open to all local users, anything that
+// changes state needs root.
+type QueryServer struct {
+	d   *Daemon
+	lns []*net.UnixListener
+	wg  sync.WaitGroup
+}
+
+// ListenQuery starts serving d on dlmc.QuerySocket and dlmc.CommandSocket.
+func ListenQuery(d *Daemon) (*QueryServer, error) {
+	return ListenQueryOn(d, dlmc.QuerySocket, dlmc.CommandSocket)
+}
+
+// ListenQueryOn is ListenQuery on other socket names (for tests).
+func ListenQueryOn(d *Daemon, query, command string) (*QueryServer, error) {
+	s := &QueryServer{d: d}
+	for _, name := range []string{query, command} {
+		ln, err := dlmc.ListenAbstract(name)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("%w (is another dlm_controld running?)", err)
+		}
+		s.lns = append(s.lns, ln)
+		s.wg.Add(1)
+		go s.accept(ln, name == command)
+	}
+	return s, nil
+}
+
+// Close stops serving.
+func (s *QueryServer) Close() error {
+	for _, ln := range s.lns {
+		ln.Close()
+	}
+	s.wg.Wait()
+	return nil
+}
+
+func (s *QueryServer) accept(ln *net.UnixListener, stream bool) {
+	defer s.wg.Done()
+	for {
+		c, err := ln.AcceptUnix()
+		if err != nil {
+			return
+		}
+		go s.serve(c, stream)
+	}
+}
+
+func (s *QueryServer) serve(c *net.UnixConn, stream bool) {
+	defer c.Close()
+	cred, err := dlmc.PeerCred(c)
+	if err != nil {
+		s.d.log.Warn("query connection without credentials refused", "err", err)
+		return
+	}
+	for {
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		h, payload, err := dlmc.ReadMessage(c)
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				s.d.log.Warn("bad request on the query socket", "pid", cred.Pid, "uid", cred.Uid, "err", err)
+			}
+			return
+		}
+		c.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		if err := s.dispatch(c, cred, h, payload); err != nil {
+			s.d.log.Debug("query reply failed", "command", h.Command, "err", err)
+			return
+		}
+		if !stream || h.Command == dlmc.DumpStatus {
+			return
+		}
+	}
+}
+
+// mutating tells which commands change state and so need root.
+func mutating(cmd dlmc.Command) bool {
+	switch cmd {
+	case dlmc.Join, dlmc.Leave, dlmc.FenceAck, dlmc.FSRegister, dlmc.FSUnregister, dlmc.FSNotified,
+		dlmc.RunStart, dlmc.ReloadConfig, dlmc.SetConfig, dlmc.DeadlockCheck:
+		return true
+	}
+	return false
+}
+
+func reply(w io.Writer, req dlmc.Header, data int32, payload []byte) error {
+	return dlmc.WriteMessage(w, dlmc.Header{Command: req.Command, Option: req.Option, Data: data, Name: req.Name}, payload)
+}
+
+func (s *QueryServer) dispatch(w io.Writer, cred *unix.Ucred, h dlmc.Header, payload []byte) error {
+	d := s.d
+	if mutating(h.Command) && cred.Uid != 0 {
+		d.log.Warn("refused a request from a non-root user", "command", h.Command, "lockspace", h.Name, "uid", cred.Uid, "pid", cred.Pid)
+		return reply(w, h, -int32(syscall.EPERM), []byte("permission denied: "+strings.ToLower(h.Command.String())+" needs root"))
+	}
+	switch h.Command {
+	case dlmc.DumpDebug:
+		return reply(w, h, 0, []byte(d.ring.String()))
+	case dlmc.DumpConfig:
+		var b strings.Builder
+		d.cfg.Dump(&b)
+		return reply(w, h, 0, []byte(b.String()))
+	case dlmc.DumpLogPlock:
+		return dlmc.WriteMessage(w, dlmc.Header{Command: dlmc.DumpDebug}, nil)
+	case dlmc.DumpPlocks:
+		if d.find(h.Name) == nil {
+			return reply(w, h, -int32(syscall.ENOENT), nil)
+		}
+		return reply(w, h, 0, nil)
+	case dlmc.Lockspaces:
+		all := d.Snapshot()
+		n := int(h.Data)
+		data := int32(len(all))
+		if n > 0 && len(all) > n {
+			all, data = all[:n], -int32(syscall.E2BIG)
+		}
+		var b []byte
+		for _, l := range all {
+			b = dlmc.AppendLockspace(b, d.dlmcLockspace(l))
+		}
+		return reply(w, h, data, b)
+	case dlmc.LockspaceInfo:
+		l := d.find(h.Name)
+		if l == nil {
+			return reply(w, h, -int32(syscall.ENOENT), nil)
+		}
+		return reply(w, h, 0, dlmc.AppendLockspace(nil, d.dlmcLockspace(*l)))
+	case dlmc.LockspaceNodes:
+		l := d.find(h.Name)
+		if l == nil {
+			return reply(w, h, -int32(syscall.ENOENT), nil)
+		}
+		var b []byte
+		count := int32(0)
+		if h.Option != dlmc.NodesNext || l.State == StateJoining {
+			for _, id := range l.Members {
+				if h.Data > 0 && count == h.Data {
+					return reply(w, h, -int32(syscall.E2BIG), b)
+				}
+				b = dlmc.AppendNode(b, dlmcNode(*l, id))
+				count++
+			}
+		}
+		return reply(w, h, count, b)
+	case dlmc.NodeInfo:
+		l := d.find(h.Name)
+		if l == nil || !contains(l.Members, int(h.Data)) {
+			return reply(w, h, -int32(syscall.ENOENT), nil)
+		}
+		return reply(w, h, 0, dlmc.AppendNode(nil, dlmcNode(*l, int(h.Data))))
+	case dlmc.DumpStatus:
+		// A stream of state records, no header, ended by closing.
+		_, err := w.Write(d.status())
+		return err
+	case dlmc.Join:
+		rv, msg := d.joinFromClient(h.Name, libdlm.LockspaceFlags(h.Option), uint32(h.Data), cred)
+		return reply(w, h, rv, []byte(msg))
+	case dlmc.Leave:
+		rv, msg := d.leaveFromClient(h.Name, h.Option == 1, cred)
+		return reply(w, h, rv, []byte(msg))
+	case dlmc.FenceAck:
+		d.log.Warn("fence_ack received but fencing is not implemented yet", "node", h.Name)
+		return nil // the reference sends no reply
+	case dlmc.FSUnregister:
+		return nil
+	}
+	return reply(w, h, -int32(syscall.EOPNOTSUPP), []byte(h.Command.String()+" is not supported"))
+}
+
+func (d *Daemon) find(name string) *Lockspace {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if l := d.lockspaces[name]; l != nil {
+		c := *l
+		c.Members = append([]int(nil), l.Members...)
+		return &c
+	}
+	return nil
+}
+
+func (d *Daemon) dlmcLockspace(l Lockspace) dlmc.Lockspace {
+	out := dlmc.Lockspace{GlobalID: l.GlobalID, Name: l.Name}
+	done := dlmc.Change{
+		MemberCount: int32(len(l.Members)), JoinedCount: 1,
+		Seq: l.Seq, CombinedSeq: l.Seq,
+	}
+	switch l.State {
+	case StateJoining:
+		out.Flags |= dlmc.LFJoining
+		out.Next = done
+	case StateLeaving:
+		out.Flags |= dlmc.LFLeaving
+		out.Prev = done
+	default:
+		out.Prev = done
+	}
+	return out
+}
+
+func dlmcNode(l Lockspace, id int) dlmc.Node {
+	return dlmc.Node{NodeID: int32(id), Flags: dlmc.NFMember | dlmc.NFStart, AddedSeq: l.AddedSeq}
+}
+
+// status is the DUMP_STATUS stream: the daemon, then each member node.
+func (d *Daemon) status() []byte {
+	now := int(time.Since(d.started).Seconds())
+	b := dlmc.AppendState(nil, dlmc.State{
+		Type: dlmc.StateDaemon, NodeID: int32(d.nodeID),
+		Str: fmt.Sprintf("member_count=1 joined_count=1 remove_count=0 daemon_ringid=1 cluster_ringid=1 quorate=1 "+
+			"fence_pid=0 fence_in_progress_unknown=0 zombie_count=0 monotime=%d stateful_merge_wait=0 ", now),
+	})
+	b = dlmc.AppendState(b, dlmc.State{
+		Type: dlmc.StateDaemonNode, NodeID: int32(d.nodeID),
+		Str: "member=1 killed=0 left_reason=0 need_fencing=0 delay_fencing=0 fence_pid=0 fence_pid_wait=0 " +
+			"fence_result_wait=0 fence_actor_last=0 fence_actor_done=0 add_time=0 rem_time=0 fail_walltime=0 " +
+			"fail_monotime=0 fence_walltime=0 fence_monotime=0 ",
+	})
+	return b
+}
+
+func errnoOf(err error) int32 {
+	var e syscall.Errno
+	if errors.As(err, &e) {
+		return -int32(e)
+	}
+	switch {
+	case errors.Is(err, libdlm.ErrInvalidName), errors.Is(err, configfs.ErrInvalid):
+		return -int32(syscall.EINVAL)
+	case errors.Is(err, libdlm.ErrNoLockspace):
+		return -int32(syscall.ENOENT)
+	}
+	return -int32(syscall.EIO)
+}
+
+// joinFromClient creates (or joins) a userspace lockspace for a client,
+// as the reference's dlm_tool does with libdlm. The kernel sends this
+// daemon the online uevent and waits for it, so the create runs apart
+// from the uevent loop.
+func (d *Daemon) joinFromClient(name string, flags libdlm.LockspaceFlags, mode uint32, cred *unix.Ucred) (int32, string) {
+	if err := libdlm.ValidateLockspaceName(name); err != nil {
+		return errnoOf(err), err.Error()
+	}
+	ctl, err := d.openControl()
+	if err != nil {
+		return errnoOf(err), err.Error()
+	}
+	defer ctl.Close()
+	d.log.Info("join requested", "lockspace", name, "pid", cred.Pid)
+	if _, err := ctl.Create(name, flags&(libdlm.LSFlagFS|libdlm.LSFlagNewExcl)); err != nil {
+		d.log.Warn("join request failed", "lockspace", name, "err", err)
+		return errnoOf(err), err.Error()
+	}
+	if mode == 0 {
+		mode = 0o600
+	}
+	d.chmodDevice(name, os.FileMode(mode&0o777))
+	return 0, ""
+}
+
+// chmodDevice gives the lockspace's device node the requested mode, as
+// libdlm does for its creator; the node appears shortly after the create.
+func (d *Daemon) chmodDevice(name string, mode os.FileMode) {
+	paths := []string{filepath.Join(d.k.Root(), "dev/misc/dlm_"+name), filepath.Join(d.k.Root(), "dev/dlm_"+name)}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		done := 0
+		for _, p := range paths {
+			if err := os.Chmod(p, mode); err == nil {
+				done++
+			}
+		}
+		if done == len(paths) || time.Now().After(deadline) {
+			if done == 0 {
+				d.log.Debug("lockspace device node not found to set its mode", "lockspace", name)
+			}
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (d *Daemon) leaveFromClient(name string, force bool, cred *unix.Ucred) (int32, string) {
+	if err := libdlm.ValidateLockspaceName(name); err != nil {
+		return errnoOf(err), err.Error()
+	}
+	ctl, err := d.openControl()
+	if err != nil {
+		return errnoOf(err), err.Error()
+	}
+	defer ctl.Close()
+	d.log.Info("leave requested", "lockspace", name, "pid", cred.Pid, "force", force)
+	if err := ctl.Remove(name, force); err != nil {
+		if errors.Is(err, syscall.EBUSY) {
+			err = fmt.Errorf("lockspace %s still has locks; leave with force to free them: %w", name, err)
+		}
+		d.log.Warn("leave request failed", "lockspace", name, "err", err)
+		return errnoOf(err), err.Error()
+	}
+	return 0, ""
+}

@@ -1,0 +1,109 @@
+package controld
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/godlm/godlm/configfs"
+	"github.com/godlm/godlm/controld/dlmc"
+)
+
+func ask(t *testing.T, sock string, h dlmc.Header) (dlmc.Header, []byte) {
+	t.Helper()
+	c, err := net.Dial("unix", "@"+sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := dlmc.WriteMessage(c, h, nil); err != nil {
+		t.Fatal(err)
+	}
+	rh, payload, err := dlmc.ReadMessage(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rh, payload
+}
+
+func TestQueryServer(t *testing.T) {
+	root := kernelRoot(t, nil)
+	d, _ := newTestDaemon(t, configfs.New(root), oneNode)
+	if err := d.Setup(); err != nil {
+		t.Fatal(err)
+	}
+	addLockspace(t, root, "ls1", "0")
+	d.handle(configfs.Event{Kind: configfs.EventOnline, Lockspace: "ls1"}, time.Now())
+
+	q := fmt.Sprintf("godlm-test-q-%d", os.Getpid())
+	s, err := ListenQueryOn(d, q, q+"-cmd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	h, p := ask(t, q, dlmc.Header{Command: dlmc.Lockspaces, Data: 16})
+	lss, err := dlmc.ParseLockspaces(p)
+	if err != nil || h.Data != 1 || len(lss) != 1 || lss[0].Name != "ls1" || lss[0].GlobalID != configfs.GlobalID("ls1") ||
+		lss[0].Prev.MemberCount != 1 {
+		t.Errorf("LOCKSPACES: %+v %+v %v", h, lss, err)
+	}
+	if h, _ := ask(t, q, dlmc.Header{Command: dlmc.LockspaceInfo, Name: "nope"}); h.Data != -int32(syscall.ENOENT) {
+		t.Errorf("LOCKSPACE_INFO of an unknown lockspace: %+v", h)
+	}
+	h, p = ask(t, q, dlmc.Header{Command: dlmc.LockspaceNodes, Name: "ls1", Option: dlmc.NodesMembers, Data: 8})
+	nodes, err := dlmc.ParseNodes(p)
+	if err != nil || h.Data != 1 || len(nodes) != 1 || nodes[0].NodeID != 1 {
+		t.Errorf("LOCKSPACE_NODES: %+v %+v %v", h, nodes, err)
+	}
+	if _, p := ask(t, q, dlmc.Header{Command: dlmc.DumpDebug}); !bytes.Contains(p, []byte("joined lockspace")) {
+		t.Errorf("DUMP_DEBUG:\n%s", p)
+	}
+	if _, p := ask(t, q, dlmc.Header{Command: dlmc.DumpConfig}); !strings.Contains(string(p), "cluster_name=test (dlm.conf)") {
+		t.Errorf("DUMP_CONFIG:\n%s", p)
+	}
+
+	// DUMP_STATUS: state records until the daemon closes.
+	c, err := net.Dial("unix", "@"+q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dlmc.WriteMessage(c, dlmc.Header{Command: dlmc.DumpStatus}, nil)
+	var all bytes.Buffer
+	all.ReadFrom(c)
+	c.Close()
+	states, err := dlmc.ParseStates(all.Bytes())
+	if err != nil || len(states) != 2 || states[0].Type != dlmc.StateDaemon || states[0].NodeID != 1 ||
+		states[0].Fields()["quorate"] != "1" {
+		t.Errorf("DUMP_STATUS: %+v %v", states, err)
+	}
+}
+
+func TestStateChangesNeedRoot(t *testing.T) {
+	root := kernelRoot(t, nil)
+	d, _ := newTestDaemon(t, configfs.New(root), oneNode)
+	s := &QueryServer{d: d}
+	for _, cmd := range []dlmc.Command{dlmc.Join, dlmc.Leave, dlmc.FenceAck, dlmc.RunStart} {
+		var b bytes.Buffer
+		if err := s.dispatch(&b, &unix.Ucred{Uid: 1000, Pid: 42}, dlmc.Header{Command: cmd, Name: "x"}, nil); err != nil {
+			t.Fatal(err)
+		}
+		h, p, err := dlmc.ReadMessage(&b)
+		if err != nil || h.Data != -int32(syscall.EPERM) || !strings.Contains(string(p), "permission denied") {
+			t.Errorf("%v from uid 1000: %+v %q %v", cmd, h, p, err)
+		}
+	}
+	// Queries are open to everyone.
+	var b bytes.Buffer
+	s.dispatch(&b, &unix.Ucred{Uid: 1000}, dlmc.Header{Command: dlmc.Lockspaces}, nil)
+	if h, _, err := dlmc.ReadMessage(&b); err != nil || h.Data != 0 {
+		t.Errorf("LOCKSPACES from uid 1000: %+v %v", h, err)
+	}
+}

@@ -1,0 +1,211 @@
+package libdlm
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// The kernel's device ABI version (include/uapi/linux/dlm_device.h). The
+// kernel accepts a request whose major equals its own and whose minor is
+// not above its own.
+const (
+	deviceMajor = 6
+	deviceMinor = 0
+	devicePatch = 2
+)
+
+// Device commands.
+const (
+	cmdLock            = 1
+	cmdUnlock          = 2
+	cmdCreateLockspace = 4
+	cmdRemoveLockspace = 5
+)
+
+// LockspaceFlags are the flags of a lockspace creation.
+type LockspaceFlags uint32
+
+// Lockspace creation flags the kernel accepts from userspace.
+const (
+	// LSFlagFS marks a lockspace used by a filesystem (DLM_LSFL_FS).
+	LSFlagFS LockspaceFlags = 0x4
+	// LSFlagNewExcl makes creation fail with EEXIST if the lockspace
+	// already exists (DLM_LSFL_NEWEXCL); without it an existing
+	// lockspace is simply reused.
+	LSFlagNewExcl LockspaceFlags = 0x8
+)
+
+const removeForceFree = 2 // DLM_USER_LSFLG_FORCEFREE
+
+// MaxNameLen is the longest lockspace or resource name the kernel takes.
+const MaxNameLen = 64
+
+// writeRequestSize is sizeof(struct dlm_write_request) on 64-bit.
+const writeRequestSize = 120
+
+// ErrNoDaemon reports that the kernel refused a lockspace because no
+// cluster daemon is running (EUNATCH): dlm_controld must be started first.
+var ErrNoDaemon = errors.New("no DLM cluster daemon is running")
+
+// ErrInvalidName reports a lockspace or resource name the kernel would
+// refuse.
+var ErrInvalidName = errors.New("invalid name")
+
+// Control is the DLM control device, /dev/misc/dlm-control, through
+// which lockspaces are created and removed. It needs CAP_SYS_ADMIN.
+type Control struct {
+	f    *os.File
+	root string
+}
+
+// OpenControl opens the control device under root ("" or "/" for the
+// real one), trying /dev/misc/dlm-control and then /dev/dlm-control.
+func OpenControl(root string) (*Control, error) {
+	if root == "" {
+		root = "/"
+	}
+	var err error
+	for _, p := range []string{"dev/misc/dlm-control", "dev/dlm-control"} {
+		var f *os.File
+		f, err = os.OpenFile(filepath.Join(root, p), os.O_RDWR|syscall.O_CLOEXEC, 0)
+		if err == nil {
+			return &Control{f: f, root: root}, nil
+		}
+	}
+	return nil, fmt.Errorf("libdlm: open dlm-control (is the dlm module loaded?): %w", err)
+}
+
+// Close closes the control device.
+func (c *Control) Close() error { return c.f.Close() }
+
+// ValidateLockspaceName checks a lockspace name as the kernel will.
+func ValidateLockspaceName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: empty lockspace name", ErrInvalidName)
+	case len(name) > MaxNameLen:
+		return fmt.Errorf("%w: lockspace name is %d bytes; the limit is %d", ErrInvalidName, len(name), MaxNameLen)
+	case strings.ContainsAny(name, "/\x00"):
+		return fmt.Errorf("%w: lockspace name %q contains '/' or NUL", ErrInvalidName, name)
+	}
+	return nil
+}
+
+func lspaceRequest(cmd uint8, flags uint32, minor uint32, name string) []byte {
+	b := make([]byte, writeRequestSize+len(name))
+	binary.NativeEndian.PutUint32(b[0:], deviceMajor)
+	binary.NativeEndian.PutUint32(b[4:], deviceMinor)
+	binary.NativeEndian.PutUint32(b[8:], devicePatch)
+	b[12] = cmd
+	b[13] = 1 // is64bit
+	binary.NativeEndian.PutUint32(b[16:], flags)
+	binary.NativeEndian.PutUint32(b[20:], minor)
+	copy(b[24:], name) // NUL-terminated: the buffer is longer than 24+len
+	return b
+}
+
+func deviceError(op, name string, err error) error {
+	if errors.Is(err, syscall.EUNATCH) {
+		return fmt.Errorf("libdlm: %s lockspace %q: %w (%v)", op, name, ErrNoDaemon, err)
+	}
+	return fmt.Errorf("libdlm: %s lockspace %q: %w", op, name, err)
+}
+
+// Create creates (or, without LSFlagNewExcl, joins the existing) lockspace
+// name and returns the minor number of its device /dev/misc/dlm_<name>.
+// The kernel asks the cluster daemon to join the lockspace first, so this
+// blocks until the daemon has done so.
+func (c *Control) Create(name string, flags LockspaceFlags) (int, error) {
+	if err := ValidateLockspaceName(name); err != nil {
+		return 0, err
+	}
+	n, err := rawWrite(c.f, lspaceRequest(cmdCreateLockspace, uint32(flags), 0, name))
+	if err != nil {
+		return 0, deviceError("create", name, err)
+	}
+	// The write returns the misc minor of the lockspace device.
+	return n, nil
+}
+
+// Remove releases lockspace name. With force, the kernel frees it even
+// if locks are still held (DLM_USER_LSFLG_FORCEFREE); without, a busy
+// lockspace gives EBUSY. The lockspace is gone once its last creator
+// removed it.
+func (c *Control) Remove(name string, force bool) error {
+	if err := ValidateLockspaceName(name); err != nil {
+		return err
+	}
+	minor, err := LockspaceMinor(c.root, name)
+	if err != nil {
+		return err
+	}
+	var flags uint32
+	if force {
+		flags = removeForceFree
+	}
+	if _, err := rawWrite(c.f, lspaceRequest(cmdRemoveLockspace, flags, uint32(minor), name)); err != nil {
+		return deviceError("remove", name, err)
+	}
+	return nil
+}
+
+// rawWrite issues exactly one write(2) and returns its result. The DLM
+// devices return a value (a minor, a lock id) rather than a byte count,
+// which os.File.Write would take for a short write and retry.
+func rawWrite(f *os.File, b []byte) (int, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	var werr error
+	err = rc.Write(func(fd uintptr) bool {
+		n, werr = unix.Write(int(fd), b)
+		return werr != unix.EAGAIN
+	})
+	if err == nil {
+		err = werr
+	}
+	return n, err
+}
+
+// ErrNoLockspace reports a lockspace that has no device: it does not
+// exist, or it is not a userspace lockspace.
+var ErrNoLockspace = errors.New("no such lockspace")
+
+// LockspaceMinor finds the misc minor of /dev/dlm_<name> in /proc/misc.
+func LockspaceMinor(root, name string) (int, error) {
+	if root == "" {
+		root = "/"
+	}
+	f, err := os.Open(filepath.Join(root, "proc/misc"))
+	if err != nil {
+		return 0, fmt.Errorf("libdlm: %w", err)
+	}
+	defer f.Close()
+	want := "dlm_" + name
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		fields := strings.Fields(s.Text())
+		if len(fields) == 2 && fields[1] == want {
+			m, err := strconv.Atoi(fields[0])
+			if err != nil {
+				return 0, fmt.Errorf("libdlm: /proc/misc: bad line %q", s.Text())
+			}
+			return m, nil
+		}
+	}
+	if err := s.Err(); err != nil {
+		return 0, fmt.Errorf("libdlm: /proc/misc: %w", err)
+	}
+	return 0, fmt.Errorf("libdlm: lockspace %q: %w", name, ErrNoLockspace)
+}
