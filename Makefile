@@ -37,6 +37,9 @@ lint:
 ## fuzz: run each fuzz target for a while (FUZZTIME, default 30s)
 FUZZTIME ?= 30s
 fuzz:
+	$(GO) test -run='^$$' -fuzz=FuzzParseUevent -fuzztime=$(FUZZTIME) ./configfs
+	$(GO) test -run='^$$' -fuzz=FuzzReadMessage -fuzztime=$(FUZZTIME) ./controld/dlmc
+	$(GO) test -run='^$$' -fuzz=FuzzParseStates -fuzztime=$(FUZZTIME) ./controld/dlmc
 	$(GO) test -run='^$$' -fuzz=FuzzReadFrame -fuzztime=$(FUZZTIME) ./tests/lab/internal/wire
 
 ## demo: boot a 3-node VM cluster and show it working

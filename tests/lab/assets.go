@@ -183,12 +183,12 @@ func fillImage(im *image, kdir string, root sysroot, bins map[string]string) err
 
 	// Debian binaries and their libraries.
 	libs := map[string]string{}
-	for _, b := range guestBinaries {
+	for b, dst := range guestBinaries {
 		h, err := root.resolve(b)
 		if err != nil {
 			return fmt.Errorf("guest binary %s: %w", b, err)
 		}
-		im.copyFile(b, h, 0o755)
+		im.copyFile(dst, h, 0o755)
 		if err := root.libClosure(b, libs); err != nil {
 			return err
 		}

@@ -28,22 +28,31 @@ const (
 
 // guestPackages are the Debian packages whose files go into the guest
 // image: busybox for the shell and tools, ocfs2-tools for mount.ocfs2 and
-// the umount helper, and the libraries those need. Nothing is taken from
-// the host's own installation.
+// the umount helper, the reference dlm_tool (dlm-controld) to check that
+// existing tools work against our daemon, and the libraries those need.
+// Nothing is taken from the host's own installation.
 var guestPackages = []string{
 	"busybox-static",
 	"ocfs2-tools",
+	"dlm-controld", "libdlmcontrol3",
 	"libc6", "libaio1", "libcom-err2", "libdlm3", "libcmap4", "libqb100",
 	"libcorosync-common4", "libsystemd0", "libcap2", "libgcrypt20", "libgpg-error0", "liblz4-1", "liblzma5", "libzstd1",
 }
 
 // guestBinaries are the files of guestPackages copied into the image,
-// each with its shared libraries.
-var guestBinaries = []string{
-	"/bin/busybox",
-	"/sbin/mount.ocfs2",
-	"/sbin/ocfs2_hb_ctl",
+// each with its shared libraries: path in the package -> path in the
+// guest. The reference tools get their own folder, so ours keep the
+// standard names.
+var guestBinaries = map[string]string{
+	"/bin/busybox":       "/bin/busybox",
+	"/sbin/mount.ocfs2":  "/sbin/mount.ocfs2",
+	"/sbin/ocfs2_hb_ctl": "/sbin/ocfs2_hb_ctl",
+	"/usr/sbin/dlm_tool": RefDir + "/dlm_tool",
 }
+
+// RefDir is the guest folder holding the reference implementation's
+// programs (Debian's dlm-controld).
+const RefDir = "/usr/lib/godlm/ref"
 
 // libDirs are where the dynamic loader looks, in the extracted packages
 // and in the guest.

@@ -50,6 +50,9 @@ type Disk struct {
 	Name   string // GFS2 lock table fs name or OCFS2 label; also the virtio serial
 	SizeMB int    // default 256
 	Format string // FormatRaw, FormatGFS2 or FormatOCFS2
+	// ClusterName overrides Config.ClusterName in the filesystem's
+	// lock table, e.g. to test a mismatch.
+	ClusterName string
 }
 
 // Config describes a cluster to boot.
@@ -172,14 +175,18 @@ func (c *Cluster) makeDisks(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		cluster := c.cfg.ClusterName
+		if d.ClusterName != "" {
+			cluster = d.ClusterName
+		}
 		var argv []string
 		switch d.Format {
 		case FormatRaw:
 		case FormatGFS2:
-			argv = []string{"mkfs.gfs2", "-O", "-p", "lock_dlm", "-t", c.cfg.ClusterName + ":" + d.Name,
+			argv = []string{"mkfs.gfs2", "-O", "-p", "lock_dlm", "-t", cluster + ":" + d.Name,
 				"-j", fmt.Sprint(c.cfg.Nodes), "-J", "32", p}
 		case FormatOCFS2:
-			argv = []string{"mkfs.ocfs2", "-F", "-q", "--cluster-stack=pcmk", "--cluster-name=" + c.cfg.ClusterName,
+			argv = []string{"mkfs.ocfs2", "-F", "-q", "--cluster-stack=pcmk", "--cluster-name=" + cluster,
 				"-N", fmt.Sprint(c.cfg.Nodes), "-L", d.Name, p}
 		default:
 			return fmt.Errorf("lab: disk %s: unknown format %q", d.Name, d.Format)
@@ -617,4 +624,21 @@ func (n *Node) CopyOut(ctx context.Context, src, dst string) error {
 		return err
 	}
 	return os.WriteFile(dst, b, 0o644)
+}
+
+// ClusterName is the cluster's name, as given to mkfs and the daemons.
+func (c *Cluster) ClusterName() string { return c.cfg.ClusterName }
+
+// DLMConf returns a dlm.conf for godlm's dlm_controld naming the cluster
+// and every node with its address, followed by the extra lines.
+func (c *Cluster) DLMConf(extra ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "cluster_name=%s\n", c.cfg.ClusterName)
+	for _, n := range c.nodes {
+		fmt.Fprintf(&b, "node id=%d addr=%s\n", n.ID, n.Addr)
+	}
+	for _, e := range extra {
+		b.WriteString(e + "\n")
+	}
+	return b.String()
 }
