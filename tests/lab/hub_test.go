@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"testing"
 	"time"
 )
@@ -52,7 +53,8 @@ func (p *port) send(dst [6]byte, payload string) {
 
 var broadcast = [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 
-// expect reads what p receives within a short time and compares it.
+// expect reads what p receives within a short time and compares it, in
+// any order: frames from different senders may interleave either way.
 func (p *port) expect(want ...string) {
 	p.t.Helper()
 	var got []string
@@ -66,6 +68,8 @@ func (p *port) expect(want ...string) {
 		}
 		break
 	}
+	slices.Sort(got)
+	slices.Sort(want)
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		p.t.Errorf("port %d got %q, want %q", p.mac[5], got, want)
 	}
