@@ -32,12 +32,15 @@ unit:
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags vmtest ./libdlm/
 	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(STATICCHECK) -tags vmtest ./libdlm/
 
 ## fuzz: run each fuzz target for a while (FUZZTIME, default 30s)
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParseUevent -fuzztime=$(FUZZTIME) ./configfs
+	$(GO) test -run='^$$' -fuzz=FuzzDecodeResult -fuzztime=$(FUZZTIME) ./libdlm
 	$(GO) test -run='^$$' -fuzz=FuzzReadMessage -fuzztime=$(FUZZTIME) ./controld/dlmc
 	$(GO) test -run='^$$' -fuzz=FuzzParseStates -fuzztime=$(FUZZTIME) ./controld/dlmc
 	$(GO) test -run='^$$' -fuzz=FuzzReadFrame -fuzztime=$(FUZZTIME) ./tests/lab/internal/wire

@@ -160,7 +160,9 @@ func (c *Control) Remove(name string, force bool) error {
 
 // rawWrite issues exactly one write(2) and returns its result. The DLM
 // devices return a value (a minor, a lock id) rather than a byte count,
-// which os.File.Write would take for a short write and retry.
+// which os.File.Write would take for a short write and retry. They never
+// block on write, so EAGAIN is the kernel's answer (an orphan held in
+// another mode), not a reason to wait and retry.
 func rawWrite(f *os.File, b []byte) (int, error) {
 	rc, err := f.SyscallConn()
 	if err != nil {
@@ -170,7 +172,7 @@ func rawWrite(f *os.File, b []byte) (int, error) {
 	var werr error
 	err = rc.Write(func(fd uintptr) bool {
 		n, werr = unix.Write(int(fd), b)
-		return werr != unix.EAGAIN
+		return true
 	})
 	if err == nil {
 		err = werr

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what godlm's tests, demo and benchmarks need on a Debian
 # bookworm host, when it is missing: QEMU, the mkfs tools for the shared
-# disks, xz, and current package lists (the VM lab fetches the guest
+# disks, xz, a C compiler and the kernel headers, and current package lists (the VM lab fetches the guest
 # kernel and tools with `apt-get download`). Runs apt-get as root, or
 # through sudo. Does nothing when everything is there.
 set -euo pipefail
@@ -14,6 +14,9 @@ have mkfs.gfs2 || need_pkgs+=(gfs2-utils)
 have mkfs.ocfs2 || need_pkgs+=(ocfs2-tools)
 have xz || need_pkgs+=(xz-utils)
 have dpkg-deb || need_pkgs+=(dpkg)
+# libdlm's ABI test compiles a C program against the kernel UAPI headers.
+have cc || need_pkgs+=(gcc libc6-dev)
+[ -f /usr/include/linux/dlm_device.h ] || need_pkgs+=(linux-libc-dev)
 
 if ! have go; then
 	echo "prereqs: Go 1.26 or later is needed (https://go.dev/doc/install); it is not on PATH" >&2

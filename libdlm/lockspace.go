@@ -1,0 +1,319 @@
+package libdlm
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Lockspace is an open handle on a kernel lockspace, through its device
+// /dev/misc/dlm_<name>. It is safe for concurrent use. One goroutine
+// reads the kernel's callbacks; another runs the caller's callbacks, in
+// order, so a callback may itself call the lockspace.
+type Lockspace struct {
+	name string
+	root string
+	f    *os.File
+
+	mu        sync.Mutex
+	locks     map[uint64]*Lock // by token
+	nextToken uint64
+	closed    bool
+
+	readerDone chan struct{}
+	cb         *callbackQueue
+}
+
+type lsOptions struct {
+	root  string
+	mode  os.FileMode
+	flags LockspaceFlags
+	lvb   int
+	wait  time.Duration
+}
+
+// LockspaceOption configures NewLockspace and OpenLockspace.
+type LockspaceOption func(*lsOptions)
+
+// WithPermissions sets the lockspace device's permission bits on
+// creation (default 0600): who may open it and take locks.
+func WithPermissions(mode os.FileMode) LockspaceOption {
+	return func(o *lsOptions) { o.mode = mode.Perm() }
+}
+
+// WithLockspaceFlags sets creation flags (LSFlagNewExcl, LSFlagFS).
+func WithLockspaceFlags(f LockspaceFlags) LockspaceOption {
+	return func(o *lsOptions) { o.flags = f }
+}
+
+// WithLVBLen sets the lock value block length. Userspace lockspaces have
+// LVBLen-byte value blocks, fixed by the kernel: any other length is
+// refused.
+func WithLVBLen(n int) LockspaceOption { return func(o *lsOptions) { o.lvb = n } }
+
+// WithRoot makes the library look for /dev, /proc and /sys under root
+// (for tests and containers).
+func WithRoot(root string) LockspaceOption { return func(o *lsOptions) { o.root = root } }
+
+func options(opts []LockspaceOption) lsOptions {
+	o := lsOptions{root: "/", mode: 0o600, lvb: LVBLen, wait: 10 * time.Second}
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
+// NewLockspace creates the lockspace name, or joins it if it exists
+// (unless WithLockspaceFlags(LSFlagNewExcl)), and opens it. It needs
+// CAP_SYS_ADMIN and a running dlm_controld (ErrNoDaemon otherwise); the
+// daemon joins the cluster's lockspace before this returns.
+func NewLockspace(name string, opts ...LockspaceOption) (*Lockspace, error) {
+	o := options(opts)
+	if o.lvb != LVBLen {
+		return nil, fmt.Errorf("libdlm: %w: value blocks of userspace lockspaces are %d bytes, not %d", ErrInvalidArgument, LVBLen, o.lvb)
+	}
+	if o.flags&^(LSFlagFS|LSFlagNewExcl) != 0 {
+		return nil, fmt.Errorf("libdlm: %w: lockspace flags %#x", ErrInvalidArgument, uint32(o.flags))
+	}
+	if err := ValidateLockspaceName(name); err != nil {
+		return nil, err
+	}
+	ctl, err := OpenControl(o.root)
+	if err != nil {
+		return nil, err
+	}
+	minor, err := ctl.Create(name, o.flags)
+	ctl.Close()
+	if err != nil {
+		return nil, err
+	}
+	ls, err := openDevice(name, minor, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := ls.f.Chmod(o.mode); err != nil {
+		ls.Close()
+		return nil, fmt.Errorf("libdlm: set permissions of lockspace %q: %w", name, err)
+	}
+	return ls, nil
+}
+
+// OpenLockspace opens an existing lockspace; it needs only permission on
+// its device.
+func OpenLockspace(name string, opts ...LockspaceOption) (*Lockspace, error) {
+	o := options(opts)
+	if err := ValidateLockspaceName(name); err != nil {
+		return nil, err
+	}
+	minor, err := LockspaceMinor(o.root, name)
+	if err != nil {
+		return nil, err
+	}
+	return openDevice(name, minor, o)
+}
+
+// openDevice opens the lockspace's device node, waiting for it to appear
+// (devtmpfs makes /dev/dlm_<name> at once; udev or mdev add the
+// /dev/misc name) and checking it is the device of that minor.
+func openDevice(name string, minor int, o lsOptions) (*Lockspace, error) {
+	paths := []string{filepath.Join(o.root, "dev/misc/dlm_"+name), filepath.Join(o.root, "dev/dlm_"+name)}
+	deadline := time.Now().Add(o.wait)
+	delay := time.Millisecond
+	for {
+		for _, p := range paths {
+			var st unix.Stat_t
+			if err := unix.Stat(p, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || int(unix.Minor(st.Rdev)) != minor {
+				continue
+			}
+			f, err := os.OpenFile(p, os.O_RDWR|syscall.O_CLOEXEC, 0)
+			if err != nil {
+				return nil, fmt.Errorf("libdlm: open lockspace %q: %w", name, err)
+			}
+			ls := &Lockspace{name: name, root: o.root, f: f, locks: map[uint64]*Lock{},
+				readerDone: make(chan struct{}), cb: newCallbackQueue()}
+			go ls.readLoop()
+			return ls, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("libdlm: lockspace %q: no device node with minor %d in %s after %v", name, minor, filepath.Dir(paths[1]), o.wait)
+		}
+		time.Sleep(delay)
+		delay = min(2*delay, 100*time.Millisecond)
+	}
+}
+
+// Name is the lockspace's name.
+func (ls *Lockspace) Name() string { return ls.name }
+
+// Close closes the handle. The kernel unlocks every lock taken through
+// it, except Persistent ones, which become orphans. Operations still
+// waiting end with ErrClosed. Close waits for the library's goroutines
+// to end, callbacks included (so do not call it from a callback).
+func (ls *Lockspace) Close() error {
+	ls.mu.Lock()
+	if ls.closed {
+		ls.mu.Unlock()
+		return nil
+	}
+	ls.closed = true
+	ls.mu.Unlock()
+	err := ls.f.Close()
+	<-ls.readerDone
+	ls.mu.Lock()
+	locks := ls.locks
+	ls.locks = map[uint64]*Lock{}
+	ls.mu.Unlock()
+	for _, l := range locks {
+		l.abort(ErrClosed)
+	}
+	ls.cb.close()
+	return err
+}
+
+// Release closes the handle and removes the lockspace (the kernel
+// removes it once every creator has released it). Without force, a
+// lockspace where locks remain is left in place with ErrBusy; with it,
+// the kernel frees them.
+func (ls *Lockspace) Release(force bool) error {
+	if err := ls.Close(); err != nil {
+		return err
+	}
+	ctl, err := OpenControl(ls.root)
+	if err != nil {
+		return err
+	}
+	defer ctl.Close()
+	if err := ctl.Remove(ls.name, force); err != nil {
+		if errors.Is(err, syscall.EBUSY) {
+			return fmt.Errorf("%w: %w", ErrBusy, err)
+		}
+		return err
+	}
+	return nil
+}
+
+// Lockspaces lists the lockspaces the kernel has (of every user:
+// filesystems and applications), from /sys/kernel/dlm.
+func Lockspaces(opts ...LockspaceOption) ([]string, error) {
+	o := options(opts)
+	ents, err := os.ReadDir(filepath.Join(o.root, "sys/kernel/dlm"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("libdlm: %w", err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// readLoop reads the kernel's callbacks, one per read, until the device
+// is closed.
+func (ls *Lockspace) readLoop() {
+	defer close(ls.readerDone)
+	buf := make([]byte, resultSizeWithLV)
+	for {
+		n, err := ls.f.Read(buf)
+		if err != nil {
+			if errors.Is(err, syscall.EINTR) {
+				continue
+			}
+			return // closed, or the device is gone
+		}
+		r, err := decodeResult(buf[:n])
+		if err != nil {
+			continue // not ours: nothing to deliver it to
+		}
+		if r.lvb != nil {
+			r.lvb = append([]byte(nil), r.lvb...)
+		}
+		ls.mu.Lock()
+		l := ls.locks[r.token]
+		ls.mu.Unlock()
+		if l == nil {
+			continue
+		}
+		if r.bast {
+			l.blocking(r.bastMode)
+		} else {
+			l.complete(r)
+		}
+	}
+}
+
+// write issues one request to the device.
+func (ls *Lockspace) write(b []byte) (int, error) {
+	ls.mu.Lock()
+	closed := ls.closed
+	ls.mu.Unlock()
+	if closed {
+		return 0, ErrClosed
+	}
+	n, err := rawWrite(ls.f, b)
+	if errors.Is(err, os.ErrClosed) {
+		return 0, ErrClosed
+	}
+	return n, err
+}
+
+// callbackQueue runs the caller's callbacks on one goroutine, in the
+// order the kernel delivered them.
+type callbackQueue struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	q    []func()
+	done bool
+	exit chan struct{}
+}
+
+func newCallbackQueue() *callbackQueue {
+	c := &callbackQueue{exit: make(chan struct{})}
+	c.cond = sync.NewCond(&c.mu)
+	go c.run()
+	return c
+}
+
+func (c *callbackQueue) push(f func()) {
+	c.mu.Lock()
+	c.q = append(c.q, f)
+	c.mu.Unlock()
+	c.cond.Signal()
+}
+
+func (c *callbackQueue) run() {
+	defer close(c.exit)
+	for {
+		c.mu.Lock()
+		for len(c.q) == 0 && !c.done {
+			c.cond.Wait()
+		}
+		if len(c.q) == 0 {
+			c.mu.Unlock()
+			return
+		}
+		f := c.q[0]
+		c.q = c.q[1:]
+		c.mu.Unlock()
+		f()
+	}
+}
+
+// close runs what is queued, then stops.
+func (c *callbackQueue) close() {
+	c.mu.Lock()
+	c.done = true
+	c.mu.Unlock()
+	c.cond.Signal()
+	<-c.exit
+}
