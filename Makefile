@@ -49,10 +49,9 @@ fuzz:
 demo: prereqs
 	$(GO) run ./tests/cmd/labdemo
 
-## bench: side-by-side benchmarks against the reference stack
-bench:
-	@echo "make bench: the benchmarks against the reference stack are not written yet (see README, Status)" >&2
-	@exit 1
+## bench: side-by-side benchmarks against the reference, written to BENCHMARKS.md
+bench: prereqs
+	$(GO) run ./tests/cmd/bench
 
 clean:
 	rm -rf bin

@@ -3,6 +3,7 @@ package libdlm
 import (
 	"encoding/binary"
 	"fmt"
+	"sync"
 )
 
 // The device ABI (include/uapi/linux/dlm_device.h), native 64-bit layout.
@@ -90,8 +91,22 @@ func putVersion(b []byte) {
 	binary.NativeEndian.PutUint32(b[8:], devicePatch)
 }
 
+// reqPool recycles request buffers: a request is written and dropped
+// at once, and a buffer the CPU (and, under emulation, its TLB) has just
+// touched is cheaper for the kernel to copy than a fresh one.
+var reqPool = sync.Pool{New: func() any { b := make([]byte, lockRequestBase+MaxNameLen); return &b }}
+
+func getReq(n int) []byte {
+	b := *reqPool.Get().(*[]byte)
+	b = b[:n]
+	clear(b)
+	return b
+}
+
+func putReq(b []byte) { reqPool.Put(&b) }
+
 func (r lockRequest) encode() []byte {
-	b := make([]byte, lockRequestBase+len(r.name))
+	b := getReq(lockRequestBase + len(r.name))
 	putVersion(b)
 	b[offReqCmd] = cmdLock
 	b[offReqIs64bit] = 1
@@ -117,7 +132,7 @@ func (r lockRequest) encode() []byte {
 // The request carries lvb, which the kernel copies into the lock's value
 // block on unlock: it must hold the caller's value, never garbage.
 func unlockRequest(lkid uint32, flags Flags, token uint64, lvb *[LVBLen]byte) []byte {
-	b := make([]byte, lockRequestBase)
+	b := getReq(lockRequestBase)
 	putVersion(b)
 	b[offReqCmd] = cmdUnlock
 	b[offReqIs64bit] = 1

@@ -97,6 +97,10 @@ func (ls *Lockspace) newLock(name string, flags Flags, opts []LockOption) (*Lock
 		o(l)
 	}
 	ls.locks[l.token] = l
+	if l.bast != nil { // its blocking callbacks can come at any time
+		ls.need++
+		ls.needCond.Signal()
+	}
 	return l, nil
 }
 
@@ -104,6 +108,9 @@ func (ls *Lockspace) forget(l *Lock) {
 	ls.mu.Lock()
 	if ls.locks[l.token] == l {
 		delete(ls.locks, l.token)
+		if l.bast != nil {
+			ls.need--
+		}
 	}
 	ls.mu.Unlock()
 }
@@ -152,6 +159,7 @@ func (ls *Lockspace) lock(name string, mode Mode, flags Flags, op *pendingOp, op
 	l.mu.Lock()
 	if !orphan {
 		l.pending = append(l.pending, op)
+		op.register(ls)
 	}
 	req := lockRequest{mode: mode, flags: flags, token: l.token, bast: l.bast != nil, name: name}
 	if l.hasLVB {
@@ -179,6 +187,11 @@ func (ls *Lockspace) lock(name string, mode Mode, flags Flags, op *pendingOp, op
 // wait waits for op's completion; if ctx ends first it cancels the
 // operation in the kernel and waits for the kernel's answer.
 func (l *Lock) wait(ctx context.Context, op *pendingOp) Result {
+	if r, ok := l.ls.poll(op); ok {
+		return r
+	}
+	l.ls.addNeed(1)
+	defer l.ls.addNeed(-1)
 	select {
 	case r := <-op.ch:
 		return r
@@ -273,6 +286,7 @@ func (l *Lock) convert(mode Mode, flags Flags, op *pendingOp) error {
 		return &OpError{Op: "convert", Resource: l.name, Err: fmt.Errorf("%w: a request or conversion is in progress", ErrBusy)}
 	}
 	l.pending = append(l.pending, op)
+	op.register(l.ls)
 	req := lockRequest{mode: mode, flags: flags, lkid: l.id, token: l.token, bast: l.bast != nil, name: l.name}
 	if l.hasLVB {
 		req.lvb = &l.lvb
@@ -300,6 +314,14 @@ func (l *Lock) Unlock(ctx context.Context, flags Flags) error {
 	if err := l.unlock(flags, op); err != nil {
 		return err
 	}
+	if r, ok := l.ls.poll(op); ok {
+		if r.Err != nil {
+			return &OpError{Op: "unlock", Resource: l.name, Err: r.Err}
+		}
+		return nil
+	}
+	l.ls.addNeed(1)
+	defer l.ls.addNeed(-1)
 	select {
 	case r := <-op.ch:
 		if r.Err != nil {
@@ -331,6 +353,7 @@ func (l *Lock) unlock(flags Flags, op *pendingOp) error {
 		return &OpError{Op: "unlock", Resource: l.name, Err: fmt.Errorf("%w: a request or conversion is in progress (Cancel it, or use ForceUnlock)", ErrBusy)}
 	}
 	l.pending = append(l.pending, op)
+	op.register(l.ls)
 	var lvb *[LVBLen]byte
 	if l.hasLVB {
 		lvb = &l.lvb
@@ -363,6 +386,9 @@ func (l *Lock) Cancel() error {
 
 // drop removes an operation whose write failed.
 func (l *Lock) drop(op *pendingOp) {
+	if op.ch == nil {
+		l.ls.addNeed(-1)
+	}
 	l.mu.Lock()
 	for i, p := range l.pending {
 		if p == op {
@@ -469,8 +495,16 @@ func (op *pendingOp) deliver(ls *Lockspace, r Result) {
 		op.ch <- r
 		return
 	}
+	ls.addNeed(-1)
 	if op.done != nil {
 		ls.cb.push(func() { op.done(r) })
+	}
+}
+
+// register counts an asynchronous operation as needing the reader.
+func (op *pendingOp) register(ls *Lockspace) {
+	if op.ch == nil {
+		ls.addNeed(1)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -20,12 +21,34 @@ import (
 type Lockspace struct {
 	name string
 	root string
-	f    *os.File
+	// fd is the device, non-blocking and deliberately kept out of the Go
+	// runtime's poller: registered there, every callback the kernel
+	// queues would wake the poller's thread, which under emulation costs
+	// more than the lock operation. The reader goroutine waits in
+	// poll(2) instead, and only while something needs it.
+	fd   int
+	efd  int          // eventfd that wakes the reader at Close
+	fdmu sync.RWMutex // held shared around syscalls on fd, exclusively to close it
+
+	// rmu serialises reading the device and delivering what was read, so
+	// callbacks keep the kernel's order whoever reads: the reader
+	// goroutine, or a synchronous caller that finds its answer already
+	// queued (the common case for a lock mastered here) and so avoids
+	// two goroutine switches per call.
+	rmu sync.Mutex
+	buf []byte
 
 	mu        sync.Mutex
 	locks     map[uint64]*Lock // by token
 	nextToken uint64
 	closed    bool
+	// need counts what waits for a callback nobody else will read: async
+	// operations, locks with a blocking callback, synchronous callers
+	// whose answer was not queued yet. The reader goroutine waits in the
+	// poller only while need > 0: parked there it would be woken for
+	// every callback, which the synchronous callers read themselves.
+	need     int
+	needCond *sync.Cond
 
 	readerDone chan struct{}
 	cb         *callbackQueue
@@ -98,7 +121,7 @@ func NewLockspace(name string, opts ...LockspaceOption) (*Lockspace, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := ls.f.Chmod(o.mode); err != nil {
+	if err := unix.Fchmod(ls.fd, uint32(o.mode)); err != nil {
 		ls.Close()
 		return nil, fmt.Errorf("libdlm: set permissions of lockspace %q: %w", name, err)
 	}
@@ -132,12 +155,18 @@ func openDevice(name string, minor int, o lsOptions) (*Lockspace, error) {
 			if err := unix.Stat(p, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || int(unix.Minor(st.Rdev)) != minor {
 				continue
 			}
-			f, err := os.OpenFile(p, os.O_RDWR|syscall.O_CLOEXEC, 0)
+			fd, err := unix.Open(p, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 			if err != nil {
 				return nil, fmt.Errorf("libdlm: open lockspace %q: %w", name, err)
 			}
-			ls := &Lockspace{name: name, root: o.root, f: f, locks: map[uint64]*Lock{},
-				readerDone: make(chan struct{}), cb: newCallbackQueue()}
+			efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+			if err != nil {
+				unix.Close(fd)
+				return nil, fmt.Errorf("libdlm: open lockspace %q: %w", name, err)
+			}
+			ls := &Lockspace{name: name, root: o.root, fd: fd, efd: efd, buf: make([]byte, resultSizeWithLV),
+				locks: map[uint64]*Lock{}, readerDone: make(chan struct{}), cb: newCallbackQueue()}
+			ls.needCond = sync.NewCond(&ls.mu)
 			go ls.readLoop()
 			return ls, nil
 		}
@@ -163,9 +192,17 @@ func (ls *Lockspace) Close() error {
 		return nil
 	}
 	ls.closed = true
+	ls.needCond.Broadcast()
 	ls.mu.Unlock()
-	err := ls.f.Close()
+	var one [8]byte
+	one[0] = 1
+	unix.Write(ls.efd, one[:]) // wakes the reader from poll(2)
 	<-ls.readerDone
+	ls.fdmu.Lock()
+	err := unix.Close(ls.fd)
+	unix.Close(ls.efd)
+	ls.fd = -1
+	ls.fdmu.Unlock()
 	ls.mu.Lock()
 	locks := ls.locks
 	ls.locks = map[uint64]*Lock{}
@@ -218,53 +255,132 @@ func Lockspaces(opts ...LockspaceOption) ([]string, error) {
 	return names, nil
 }
 
-// readLoop reads the kernel's callbacks, one per read, until the device
-// is closed.
+// readLoop reads the kernel's callbacks while something needs them
+// read in the background, until Close.
 func (ls *Lockspace) readLoop() {
 	defer close(ls.readerDone)
-	buf := make([]byte, resultSizeWithLV)
+	fds := []unix.PollFd{{Fd: int32(ls.fd), Events: unix.POLLIN}, {Fd: int32(ls.efd), Events: unix.POLLIN}}
 	for {
-		n, err := ls.f.Read(buf)
-		if err != nil {
-			if errors.Is(err, syscall.EINTR) {
-				continue
-			}
-			return // closed, or the device is gone
-		}
-		r, err := decodeResult(buf[:n])
-		if err != nil {
-			continue // not ours: nothing to deliver it to
-		}
-		if r.lvb != nil {
-			r.lvb = append([]byte(nil), r.lvb...)
-		}
 		ls.mu.Lock()
-		l := ls.locks[r.token]
-		ls.mu.Unlock()
-		if l == nil {
-			continue
+		for ls.need == 0 && !ls.closed {
+			ls.needCond.Wait()
 		}
-		if r.bast {
-			l.blocking(r.bastMode)
-		} else {
-			l.complete(r)
+		closed := ls.closed
+		ls.mu.Unlock()
+		if closed {
+			return
+		}
+		// Wait a bounded time, so a need that ends is noticed.
+		if _, err := unix.Poll(fds, 1000); err != nil && err != unix.EINTR {
+			return
+		}
+		if fds[1].Revents != 0 {
+			return // Close
+		}
+		if fds[0].Revents&(unix.POLLERR|unix.POLLHUP|unix.POLLNVAL) != 0 {
+			return // the device is gone
+		}
+		if fds[0].Revents&unix.POLLIN != 0 {
+			ls.readQueued(nil)
 		}
 	}
 }
 
-// write issues one request to the device.
+// readQueued reads and delivers the callbacks queued now, without
+// waiting, until done reports true or none is left; it reports false if
+// another reader holds the device.
+func (ls *Lockspace) readQueued(done func() bool) bool {
+	if !ls.rmu.TryLock() {
+		return false
+	}
+	defer ls.rmu.Unlock()
+	for done == nil || !done() {
+		ls.fdmu.RLock()
+		if ls.fd < 0 {
+			ls.fdmu.RUnlock()
+			return true
+		}
+		n, err := rawRead(ls.fd, ls.buf)
+		ls.fdmu.RUnlock()
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return true
+		}
+		ls.deliver(ls.buf[:n])
+	}
+	return true
+}
+
+// addNeed changes the count of waiters that need the reader goroutine.
+func (ls *Lockspace) addNeed(d int) {
+	ls.mu.Lock()
+	ls.need += d
+	if d > 0 {
+		ls.needCond.Signal()
+	}
+	ls.mu.Unlock()
+}
+
+// poll delivers the callbacks already queued, without waiting, and
+// tells whether op has its answer. A synchronous caller whose lock is
+// mastered here finds it queued as soon as its write returns.
+func (ls *Lockspace) poll(op *pendingOp) (Result, bool) {
+	ls.readQueued(func() bool { return len(op.ch) > 0 })
+	select {
+	case r := <-op.ch:
+		return r, true
+	default:
+		return Result{}, false
+	}
+}
+
+// deliver hands one callback read from the device to its lock. Called
+// with rmu held.
+func (ls *Lockspace) deliver(b []byte) {
+	r, err := decodeResult(b)
+	if err != nil {
+		return // not ours: nothing to deliver it to
+	}
+	if r.lvb != nil {
+		r.lvb = append([]byte(nil), r.lvb...)
+	}
+	ls.mu.Lock()
+	l := ls.locks[r.token]
+	ls.mu.Unlock()
+	if l == nil {
+		return
+	}
+	if r.bast {
+		l.blocking(r.bastMode)
+	} else {
+		l.complete(r)
+	}
+}
+
+// write issues one request to the device and recycles its buffer.
 func (ls *Lockspace) write(b []byte) (int, error) {
+	defer putReq(b)
 	ls.mu.Lock()
 	closed := ls.closed
 	ls.mu.Unlock()
 	if closed {
 		return 0, ErrClosed
 	}
-	n, err := rawWrite(ls.f, b)
-	if errors.Is(err, os.ErrClosed) {
+	ls.fdmu.RLock()
+	defer ls.fdmu.RUnlock()
+	if ls.fd < 0 {
 		return 0, ErrClosed
 	}
-	return n, err
+	for {
+		// A plain syscall: a request can sleep in the kernel while the
+		// lockspace recovers, and must not hold up the Go scheduler then.
+		n, err := unix.Write(ls.fd, b)
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
 }
 
 // callbackQueue runs the caller's callbacks on one goroutine, in the
@@ -316,4 +432,17 @@ func (c *callbackQueue) close() {
 	c.mu.Unlock()
 	c.cond.Signal()
 	<-c.exit
+}
+
+// rawRead reads without telling the Go scheduler: a read of the
+// non-blocking device never sleeps. Told, the scheduler's monitor would
+// hand the goroutine's processor to another thread whenever a syscall
+// outlasts 20 µs, which under emulation is most of them, and the thread
+// switch costs more than the read.
+func rawRead(fd int, b []byte) (int, error) {
+	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	if e != 0 {
+		return int(n), e
+	}
+	return int(n), nil
 }

@@ -17,6 +17,8 @@ have dpkg-deb || need_pkgs+=(dpkg)
 # libdlm's ABI test compiles a C program against the kernel UAPI headers.
 have cc || need_pkgs+=(gcc libc6-dev)
 [ -f /usr/include/linux/dlm_device.h ] || need_pkgs+=(linux-libc-dev)
+# make bench builds a C program against the reference libdlm.
+[ -f /usr/include/libdlm.h ] || need_pkgs+=(libdlm-dev)
 
 if ! have go; then
 	echo "prereqs: Go 1.26 or later is needed (https://go.dev/doc/install); it is not on PATH" >&2
