@@ -123,7 +123,8 @@ func libdlmPairsOneNode(ctx context.Context, env *Env) ([]Measure, error) {
 	const pairs = 20000
 	m := Measure{Name: "libdlm lock+unlock pairs/s, 1 node, uncontended", Unit: "pairs/s", Higher: true,
 		Note: "C libdlm (libdlm_lt, dlm_ls_lock_wait/dlm_ls_unlock_wait) vs our Go libdlm (Lock/Unlock), " +
-			strconv.Itoa(pairs) + " pairs per run, one warm-up run each, runs alternating in one guest; both over our dlm_controld (on one node the daemon is not on the lock path)"}
+			strconv.Itoa(pairs) + " pairs per run, one warm-up run each, runs alternating in one guest; both over our dlm_controld (on one node the daemon is not on the lock path). " +
+			"The guest has one vCPU, so Go runs with GOMAXPROCS=1 and its scheduler hands the processor to another thread during most lock requests (each write(2) outlasts the monitor's 20 µs tick under emulation); with GOMAXPROCS=2 the same binary does about twice the rate. The C program makes the same four syscalls per pair on one thread"}
 	sample := func(prog string) (float64, error) {
 		out, err := n.RunOK(ctx, fmt.Sprintf("/tmp/%s bench res %d", prog, pairs))
 		if err != nil {
