@@ -263,23 +263,34 @@ func errnoOf(err error) int32 {
 // daemon the online uevent and waits for it, so the create runs apart
 // from the uevent loop.
 func (d *Daemon) joinFromClient(name string, flags libdlm.LockspaceFlags, mode uint32, cred *unix.Ucred) (int32, string) {
+	d.log.Info("join requested", "lockspace", name, "pid", cred.Pid)
+	return d.withControl("join", name, func(ctl *libdlm.Control) error {
+		if _, err := ctl.Create(name, flags&(libdlm.LSFlagFS|libdlm.LSFlagNewExcl)); err != nil {
+			return err
+		}
+		if mode == 0 {
+			mode = 0o600
+		}
+		d.chmodDevice(name, os.FileMode(mode&0o777))
+		return nil
+	})
+}
+
+// withControl runs f on the control device for a client's request on
+// lockspace name, and turns its error into the reply's errno and text.
+func (d *Daemon) withControl(op, name string, f func(*libdlm.Control) error) (int32, string) {
 	if err := libdlm.ValidateLockspaceName(name); err != nil {
 		return errnoOf(err), err.Error()
 	}
 	ctl, err := d.openControl()
+	if err == nil {
+		err = f(ctl)
+		ctl.Close()
+	}
 	if err != nil {
+		d.log.Warn(op+" request failed", "lockspace", name, "err", err)
 		return errnoOf(err), err.Error()
 	}
-	defer ctl.Close()
-	d.log.Info("join requested", "lockspace", name, "pid", cred.Pid)
-	if _, err := ctl.Create(name, flags&(libdlm.LSFlagFS|libdlm.LSFlagNewExcl)); err != nil {
-		d.log.Warn("join request failed", "lockspace", name, "err", err)
-		return errnoOf(err), err.Error()
-	}
-	if mode == 0 {
-		mode = 0o600
-	}
-	d.chmodDevice(name, os.FileMode(mode&0o777))
 	return 0, ""
 }
 
@@ -306,21 +317,12 @@ func (d *Daemon) chmodDevice(name string, mode os.FileMode) {
 }
 
 func (d *Daemon) leaveFromClient(name string, force bool, cred *unix.Ucred) (int32, string) {
-	if err := libdlm.ValidateLockspaceName(name); err != nil {
-		return errnoOf(err), err.Error()
-	}
-	ctl, err := d.openControl()
-	if err != nil {
-		return errnoOf(err), err.Error()
-	}
-	defer ctl.Close()
 	d.log.Info("leave requested", "lockspace", name, "pid", cred.Pid, "force", force)
-	if err := ctl.Remove(name, force); err != nil {
+	return d.withControl("leave", name, func(ctl *libdlm.Control) error {
+		err := ctl.Remove(name, force)
 		if errors.Is(err, syscall.EBUSY) {
 			err = fmt.Errorf("lockspace %s still has locks; leave with force to free them: %w", name, err)
 		}
-		d.log.Warn("leave request failed", "lockspace", name, "err", err)
-		return errnoOf(err), err.Error()
-	}
-	return 0, ""
+		return err
+	})
 }

@@ -26,16 +26,27 @@ func checkReply(h, req Header) error {
 	return nil
 }
 
-func (c *Client) dump(ctx context.Context, req Header) (string, error) {
+// ask sends a query and checks its reply: the right command, and a Data
+// that is not an error (-E2BIG passes when partial is set: the reply
+// then holds the first records).
+func (c *Client) ask(ctx context.Context, req Header, partial bool) (Header, []byte, error) {
 	h, p, err := c.Query(ctx, req, nil)
 	if err != nil {
-		return "", err
+		return h, nil, err
 	}
 	if err := checkReply(h, req); err != nil {
-		return "", err
+		return h, nil, err
 	}
-	if h.Data < 0 {
-		return "", daemonError(h, req, nil)
+	if h.Data < 0 && !(partial && h.Data == -int32(syscall.E2BIG)) {
+		return h, nil, daemonError(h, req, nil)
+	}
+	return h, p, nil
+}
+
+func (c *Client) dump(ctx context.Context, req Header) (string, error) {
+	_, p, err := c.ask(ctx, req, false)
+	if err != nil {
+		return "", err
 	}
 	return cstring(p), nil
 }
@@ -94,15 +105,9 @@ func (c *Client) DumpStatus(ctx context.Context) ([]State, error) {
 // Lockspaces returns every lockspace the daemon manages (LOCKSPACES).
 func (c *Client) Lockspaces(ctx context.Context) ([]Lockspace, error) {
 	req := Header{Command: Lockspaces, Data: maxLockspaces}
-	h, p, err := c.Query(ctx, req, nil)
+	h, p, err := c.ask(ctx, req, true)
 	if err != nil {
 		return nil, err
-	}
-	if err := checkReply(h, req); err != nil {
-		return nil, err
-	}
-	if h.Data < 0 && h.Data != -int32(syscall.E2BIG) {
-		return nil, daemonError(h, req, nil)
 	}
 	lss, err := ParseLockspaces(p)
 	if err != nil {
@@ -132,15 +137,9 @@ func (c *Client) LockspaceInfo(ctx context.Context, name string) (Lockspace, err
 		return Lockspace{}, err
 	}
 	req := Header{Command: LockspaceInfo, Name: name}
-	h, p, err := c.Query(ctx, req, nil)
+	_, p, err := c.ask(ctx, req, false)
 	if err != nil {
 		return Lockspace{}, err
-	}
-	if err := checkReply(h, req); err != nil {
-		return Lockspace{}, err
-	}
-	if h.Data < 0 {
-		return Lockspace{}, daemonError(h, req, nil)
 	}
 	if len(p) != LockspaceSize {
 		return Lockspace{}, fmt.Errorf("%v reply of %d bytes, want %d: %w", req.Command, len(p), LockspaceSize, ErrBadReply)
@@ -160,15 +159,9 @@ func (c *Client) LockspaceNodes(ctx context.Context, name string, which, max int
 		max = maxNodes
 	}
 	req := Header{Command: LockspaceNodes, Name: name, Option: uint32(which), Data: int32(max)}
-	h, p, err := c.Query(ctx, req, nil)
+	h, p, err := c.ask(ctx, req, true)
 	if err != nil {
 		return nil, err
-	}
-	if err := checkReply(h, req); err != nil {
-		return nil, err
-	}
-	if h.Data < 0 && h.Data != -int32(syscall.E2BIG) {
-		return nil, daemonError(h, req, nil)
 	}
 	nodes, err := ParseNodes(p)
 	if err != nil {
@@ -186,15 +179,9 @@ func (c *Client) NodeInfo(ctx context.Context, name string, nodeid int) (Node, e
 		return Node{}, err
 	}
 	req := Header{Command: NodeInfo, Name: name, Data: int32(nodeid)}
-	h, p, err := c.Query(ctx, req, nil)
+	_, p, err := c.ask(ctx, req, false)
 	if err != nil {
 		return Node{}, err
-	}
-	if err := checkReply(h, req); err != nil {
-		return Node{}, err
-	}
-	if h.Data < 0 {
-		return Node{}, daemonError(h, req, nil)
 	}
 	if len(p) != NodeSize {
 		return Node{}, fmt.Errorf("%v reply of %d bytes, want %d: %w", req.Command, len(p), NodeSize, ErrBadReply)
