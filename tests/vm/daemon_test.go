@@ -229,6 +229,16 @@ func TestDaemonOneNode(t *testing.T) {
 		if r.ExitCode == 0 || !strings.Contains(r.Stderr, "64") {
 			t.Errorf("join of a 65-byte name: %+v", r)
 		}
+		for _, cmd := range []string{"dlm_tool leave nosuch", "dlm_tool ls nosuch"} {
+			r, err := n.Run(ctx, cmd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.ExitCode == 0 || !strings.Contains(r.Stderr, "nosuch") ||
+				!(strings.Contains(r.Stderr, "no such lockspace") || strings.Contains(r.Stderr, "not found")) {
+				t.Errorf("%s: %+v", cmd, r)
+			}
+		}
 		noLeftovers(ctx, t, n)
 	})
 
