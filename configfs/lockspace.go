@@ -6,27 +6,16 @@ import (
 	"hash/crc32"
 	"os"
 	"slices"
-	"strings"
-)
 
-// maxLockspaceName is the kernel's DLM_LOCKSPACE_LEN.
-const maxLockspaceName = 64
+	"github.com/godlm/godlm/internal/lsname"
+)
 
 // ValidLockspaceName returns an error wrapping ErrInvalid, naming the
 // problem, unless ls is a lockspace name the kernel accepts and that is
 // safe as a path element: 1..64 bytes, no '/', no NUL, not "." or "..".
 func ValidLockspaceName(ls string) error {
-	switch {
-	case ls == "":
-		return fmt.Errorf("lockspace name is empty: %w", ErrInvalid)
-	case len(ls) > maxLockspaceName:
-		return fmt.Errorf("lockspace name is %d bytes, the kernel allows %d: %w", len(ls), maxLockspaceName, ErrInvalid)
-	case strings.Contains(ls, "/"):
-		return fmt.Errorf("lockspace name %q contains '/': %w", ls, ErrInvalid)
-	case strings.Contains(ls, "\x00"):
-		return fmt.Errorf("lockspace name %q contains NUL: %w", ls, ErrInvalid)
-	case ls == "." || ls == "..":
-		return fmt.Errorf("lockspace name %q is not a directory name: %w", ls, ErrInvalid)
+	if err := lsname.Check(ls); err != nil {
+		return fmt.Errorf("%w: %w", err, ErrInvalid)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/godlm/godlm/internal/lsname"
 	"golang.org/x/sys/unix"
 )
 
@@ -89,13 +90,8 @@ func (c *Control) Close() error { return c.f.Close() }
 
 // ValidateLockspaceName checks a lockspace name as the kernel will.
 func ValidateLockspaceName(name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("%w: empty lockspace name", ErrInvalidName)
-	case len(name) > MaxNameLen:
-		return fmt.Errorf("%w: lockspace name is %d bytes; the limit is %d", ErrInvalidName, len(name), MaxNameLen)
-	case strings.ContainsAny(name, "/\x00"):
-		return fmt.Errorf("%w: lockspace name %q contains '/' or NUL", ErrInvalidName, name)
+	if err := lsname.Check(name); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidName, err)
 	}
 	return nil
 }
