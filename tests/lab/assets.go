@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -137,6 +138,7 @@ func Prepare(ctx context.Context, logf func(string, ...any)) (*Assets, error) {
 			return nil, fmt.Errorf("write initramfs: %w", werr)
 		}
 		a.Built = true
+		pruneCache(cache, a.Initrd, string(root))
 	}
 	if logf != nil {
 		logf("lab assets ready in %v (initramfs %s, rebuilt %v)", time.Since(t0).Round(time.Millisecond), filepath.Base(a.Initrd), a.Built)
@@ -245,4 +247,20 @@ func fillImage(im *image, kdir string, root sysroot, bins map[string]string) err
 	im.file("/etc/passwd", []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"), 0o644)
 	im.file("/etc/group", []byte("root:x:0:\nhaclient:x:90:\nnogroup:x:65534:\n"), 0o644)
 	return nil
+}
+
+// pruneCache removes images and extracted package trees that other
+// inputs made and nothing has used for a week, so the cache stays
+// bounded as the code changes.
+func pruneCache(cache string, keep ...string) {
+	old, _ := filepath.Glob(filepath.Join(cache, "initrd-*.img"))
+	trees, _ := filepath.Glob(filepath.Join(cache, "sysroot-*"))
+	for _, p := range append(old, trees...) {
+		if slices.Contains(keep, p) {
+			continue
+		}
+		if st, err := os.Stat(p); err == nil && time.Since(st.ModTime()) > 7*24*time.Hour {
+			os.RemoveAll(p)
+		}
+	}
 }
