@@ -45,6 +45,14 @@ FILE); command-line options win over it. It never forks.
   -h, --help      this help
   -V, --version   print the version
 
+dlm.conf names the cluster and its nodes:
+
+  cluster_name=mycluster           # as in the lock tables (mkfs.gfs2 -t mycluster:fs)
+  node id=1 addr=192.168.77.1      # each node, with up to 3 addresses
+  node id=2 addr=192.168.77.2
+  lockspace gfs0 nodir=1           # optional, per lockspace, as the reference
+  master gfs0 node=1 weight=2
+
 Options (also dlm.conf keys: name=value):
 `, controld.DefaultConfigPath)
 	controld.NewConfig().Help(os.Stderr)
