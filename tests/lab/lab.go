@@ -59,6 +59,7 @@ type Disk struct {
 type Config struct {
 	Nodes       int    // 1..MaxNodes
 	MemoryMB    int    // per VM; default 768
+	CPUs        int    // vCPUs per VM; default 1 (emulated: a host core each)
 	ClusterName string // default "godlm"; used by mkfs and the daemons
 	Disks       []Disk
 	// LoadClusterModules makes each guest load configfs, dlm, gfs2 and
@@ -106,6 +107,9 @@ func Boot(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	if cfg.MemoryMB == 0 {
 		cfg.MemoryMB = 768
+	}
+	if cfg.CPUs == 0 {
+		cfg.CPUs = 1
 	}
 	if cfg.ClusterName == "" {
 		cfg.ClusterName = "godlm"
@@ -342,7 +346,7 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	args := []string{
 		"-nodefaults", "-no-user-config", "-accel", "tcg", "-cpu", "max",
-		"-m", fmt.Sprint(c.cfg.MemoryMB), "-smp", "1",
+		"-m", fmt.Sprint(c.cfg.MemoryMB), "-smp", fmt.Sprint(c.cfg.CPUs),
 		"-display", "none", "-no-reboot",
 		"-name", fmt.Sprintf("godlm-node%d", n.ID),
 		"-kernel", c.assets.Kernel, "-initrd", c.assets.Initrd,
