@@ -63,16 +63,15 @@ func (s LockspaceState) String() string {
 
 // Lockspace is the daemon's view of one kernel lockspace.
 type Lockspace struct {
-	Name      string
-	GlobalID  uint32
-	State     LockspaceState
-	Members   []int
-	Seq       uint32        // number of starts (membership changes) so far
-	JoinedAt  time.Time     // when the join completed
-	JoinTime  time.Duration // uevent to event_done of the join
-	Adopted   bool          // found running at daemon start and taken over
-	AddedSeq  uint32        // change in which this node joined
-	lastStart time.Time
+	Name     string
+	GlobalID uint32
+	State    LockspaceState
+	Members  []int
+	Seq      uint32        // number of starts (membership changes) so far
+	JoinedAt time.Time     // when the join completed
+	JoinTime time.Duration // uevent to event_done of the join
+	Adopted  bool          // found running at daemon start and taken over
+	AddedSeq uint32        // change in which this node joined
 }
 
 // Daemon is dlm_controld: it configures the kernel DLM for the cluster
@@ -94,7 +93,6 @@ type Daemon struct {
 
 	mu         sync.Mutex
 	lockspaces map[string]*Lockspace
-	ready      bool
 }
 
 // Options are what New needs besides the configuration.
@@ -332,7 +330,6 @@ func (d *Daemon) start(l *Lockspace) error {
 		l.Members = append(l.Members, m.NodeID)
 	}
 	l.Seq++
-	l.lastStart = time.Now()
 	return nil
 }
 
@@ -429,9 +426,6 @@ func (d *Daemon) handle(ev configfs.Event, t0 time.Time) {
 
 // Run serves uevents until ctx ends. Setup must have succeeded.
 func (d *Daemon) Run(ctx context.Context) error {
-	d.mu.Lock()
-	d.ready = true
-	d.mu.Unlock()
 	for {
 		ev, err := d.uevents.Next(ctx)
 		t0 := time.Now()

@@ -50,9 +50,6 @@ const removeForceFree = 2 // DLM_USER_LSFLG_FORCEFREE
 // MaxNameLen is the longest lockspace or resource name the kernel takes.
 const MaxNameLen = 64
 
-// writeRequestSize is sizeof(struct dlm_write_request) on 64-bit.
-const writeRequestSize = 120
-
 // ErrNoDaemon reports that the kernel refused a lockspace because no
 // cluster daemon is running (EUNATCH): dlm_controld must be started first.
 var ErrNoDaemon = errors.New("no DLM cluster daemon is running")
@@ -97,15 +94,13 @@ func ValidateLockspaceName(name string) error {
 }
 
 func lspaceRequest(cmd uint8, flags uint32, minor uint32, name string) []byte {
-	b := make([]byte, writeRequestSize+len(name))
-	binary.NativeEndian.PutUint32(b[0:], deviceMajor)
-	binary.NativeEndian.PutUint32(b[4:], deviceMinor)
-	binary.NativeEndian.PutUint32(b[8:], devicePatch)
-	b[12] = cmd
-	b[13] = 1 // is64bit
-	binary.NativeEndian.PutUint32(b[16:], flags)
-	binary.NativeEndian.PutUint32(b[20:], minor)
-	copy(b[24:], name) // NUL-terminated: the buffer is longer than 24+len
+	b := make([]byte, lockRequestBase+len(name))
+	putVersion(b)
+	b[offReqCmd] = cmd
+	b[offReqIs64bit] = 1
+	binary.NativeEndian.PutUint32(b[offLspaceFlags:], flags)
+	binary.NativeEndian.PutUint32(b[offLspaceMinor:], minor)
+	copy(b[offLspaceName:], name) // NUL-terminated: the buffer is longer
 	return b
 }
 

@@ -86,5 +86,3 @@ func (e *OpError) Error() string {
 
 // Unwrap returns the underlying error.
 func (e *OpError) Unwrap() error { return e.Err }
-
-func isWouldBlock(err error) bool { return errors.Is(err, ErrWouldBlock) }

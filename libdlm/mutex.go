@@ -2,6 +2,7 @@ package libdlm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 )
@@ -38,7 +39,7 @@ func (m *Mutex) Lock(ctx context.Context) error {
 func (m *Mutex) TryLock(ctx context.Context) (bool, error) {
 	l, err := m.ls.Lock(ctx, m.name, ModeEX, NoQueue)
 	if err != nil {
-		if isWouldBlock(err) {
+		if errors.Is(err, ErrWouldBlock) {
 			return false, nil
 		}
 		return false, err

@@ -646,3 +646,31 @@ func (c *Cluster) DLMConf(extra ...string) string {
 	}
 	return b.String()
 }
+
+// DLMControldLog is where StartDLMControld's daemon logs in the guest.
+const DLMControldLog = "/var/log/dlm_controld.log"
+
+// StartDLMControld writes conf to /etc/dlm/dlm.conf, starts godlm's
+// dlm_controld -D in the background, appending its log to
+// DLMControldLog, and waits until it answers `dlm_tool status`. The
+// error of a daemon that does not answer carries its log.
+func (n *Node) StartDLMControld(ctx context.Context, conf string) error {
+	if err := n.WriteFile(ctx, "/etc/dlm/dlm.conf", []byte(conf), 0o644); err != nil {
+		return err
+	}
+	if _, err := n.RunOK(ctx, "dlm_controld -D >>"+DLMControldLog+" 2>&1 </dev/null &"); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r, err := n.Run(ctx, "dlm_tool status")
+		if err == nil && r.ExitCode == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			log, _ := n.RunOK(ctx, "cat "+DLMControldLog)
+			return fmt.Errorf("node %d: dlm_controld not answering: %v %+v\nlog:\n%s", n.ID, err, r, log)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

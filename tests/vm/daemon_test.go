@@ -12,34 +12,14 @@ import (
 	"github.com/godlm/godlm/tests/lab"
 )
 
-const daemonLog = "/var/log/dlm_controld.log"
+const daemonLog = lab.DLMControldLog
 
-// startDaemon writes dlm.conf and starts our dlm_controld on n, waiting
-// until it answers queries.
+// startDaemon starts our dlm_controld on n with the cluster's dlm.conf
+// plus extra lines, waiting until it answers queries.
 func startDaemon(ctx context.Context, t *testing.T, c *lab.Cluster, n *lab.Node, extra ...string) {
 	t.Helper()
-	if err := n.WriteFile(ctx, "/etc/dlm/dlm.conf", []byte(c.DLMConf(extra...)), 0o644); err != nil {
+	if err := n.StartDLMControld(ctx, c.DLMConf(extra...)); err != nil {
 		t.Fatal(err)
-	}
-	if _, err := n.RunOK(ctx, "dlm_controld -D >>"+daemonLog+" 2>&1 </dev/null &"); err != nil {
-		t.Fatal(err)
-	}
-	waitDaemon(ctx, t, n)
-}
-
-func waitDaemon(ctx context.Context, t *testing.T, n *lab.Node) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		r, err := n.Run(ctx, "dlm_tool status")
-		if err == nil && r.ExitCode == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			log, _ := n.RunOK(ctx, "cat "+daemonLog)
-			t.Fatalf("node %d: daemon not answering: %v %+v\nlog:\n%s", n.ID, err, r, log)
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }
 

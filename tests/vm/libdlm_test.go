@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -66,17 +67,8 @@ func noLeftoversExcept(ctx context.Context, t *testing.T, n *lab.Node, keep ...s
 		t.Fatal(err)
 	}
 	for _, ls := range strings.Fields(out) {
-		if !slicesContains(keep, ls) {
+		if !slices.Contains(keep, ls) {
 			t.Errorf("lockspace %s left behind", ls)
 		}
 	}
-}
-
-func slicesContains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

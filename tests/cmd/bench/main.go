@@ -132,11 +132,8 @@ func libdlmPairsOneNode(ctx context.Context, env *Env) ([]Measure, error) {
 func libdlmPairs(ctx context.Context, env *Env, c *lab.Cluster, cpus int) (Measure, error) {
 	fail := func(err error) (Measure, error) { return Measure{}, err }
 	n := c.Node(1)
-	if err := n.WriteFile(ctx, "/etc/dlm/dlm.conf", []byte(c.DLMConf()), 0o644); err != nil {
+	if err := n.StartDLMControld(ctx, c.DLMConf()); err != nil {
 		return fail(err)
-	}
-	if _, err := n.RunOK(ctx, "dlm_controld >/var/log/dlm_controld.log 2>&1 </dev/null & for i in $(seq 100); do dlm_tool status >/dev/null 2>&1 && exit 0; sleep 0.1; done; exit 1"); err != nil {
-		return fail(fmt.Errorf("start dlm_controld: %w", err))
 	}
 	for _, b := range []string{"gobench", "dlmbench"} {
 		if err := n.CopyIn(ctx, env.Bin[b], "/tmp/"+b); err != nil {

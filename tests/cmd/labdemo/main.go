@@ -83,15 +83,13 @@ func run(nodes int, keep bool) error {
 	// cluster: on node 1 only, which alone mounts the GFS2 disk.
 	n1 := c.Node(1)
 	one := fmt.Sprintf("cluster_name=%s\nnode id=1 addr=%s\n", c.ClusterName(), n1.Addr)
-	if err := n1.WriteFile(ctx, "/etc/dlm/dlm.conf", []byte(one), 0o644); err != nil {
+	step("node 1: our dlm_controld (a one-node cluster until the cluster layer lands), GFS2 mounted, a lockspace joined")
+	if err := n1.StartDLMControld(ctx, one); err != nil {
 		return err
 	}
-	step("node 1: our dlm_controld (a one-node cluster until the cluster layer lands), GFS2 mounted, a lockspace joined")
-	out, err := n1.RunOK(ctx, "dlm_controld >/var/log/dlm_controld.log 2>&1 </dev/null & "+
-		"for i in $(seq 100); do dlm_tool status >/dev/null 2>&1 && break; sleep 0.1; done; "+
-		"mkdir -p /mnt/gfs2 && mount -t gfs2 "+c.GuestDisk("gfs0")+" /mnt/gfs2 && echo hello > /mnt/gfs2/hello && "+
+	out, err := n1.RunOK(ctx, "mkdir -p /mnt/gfs2 && mount -t gfs2 "+c.GuestDisk("gfs0")+" /mnt/gfs2 && echo hello > /mnt/gfs2/hello && "+
 		"dlm_tool join demo >/dev/null && dlm_tool ls && grep gfs2 /proc/mounts && "+
-		"grep 'joined lockspace' /var/log/dlm_controld.log && "+
+		"grep 'joined lockspace' "+lab.DLMControldLog+" && "+
 		"umount /mnt/gfs2 && dlm_tool leave demo >/dev/null")
 	if err != nil {
 		return err
