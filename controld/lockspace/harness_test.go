@@ -1,0 +1,201 @@
+package lockspace
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/godlm/godlm/controld/cluster"
+)
+
+// harness orders messages the way the cluster layer would, for engines
+// that all stay quorate unless told otherwise: one total order, applied
+// to every node's own State, then each engine reconciles.
+type harness struct {
+	t       *testing.T
+	seq     uint64
+	now     time.Time
+	members []cluster.Member
+	states  map[int]*State
+	engines map[int]*Engine
+	outbox  []pending
+	log     map[int][]string
+	// started records, per lockspace and change, the member list of
+	// the first start; stopped the nodes whose kernel is stopped.
+	started map[string]map[uint64][]int
+	running map[string]map[int]bool
+}
+
+type pending struct {
+	from cluster.Member
+	msg  Msg
+}
+
+func newHarness(t *testing.T, nodes ...int) *harness {
+	h := &harness{t: t, now: time.Unix(1000, 0), states: map[int]*State{}, engines: map[int]*Engine{},
+		log: map[int][]string{}, started: map[string]map[uint64][]int{}, running: map[string]map[int]bool{}}
+	for _, n := range nodes {
+		h.states[n] = NewState()
+		h.engines[n] = NewEngine(Config{Self: n, Incarnation: 1, JoinTimeout: time.Minute}, h.states[n])
+		h.members = append(h.members, cluster.Member{ID: n, Incarnation: 1})
+	}
+	h.broadcast(&cluster.View{Members: slices.Clone(h.members), Joined: slices.Clone(h.members)})
+	for _, n := range nodes {
+		h.do(n, h.engines[n].Event(&cluster.Quorum{Quorate: true}))
+	}
+	h.takeAll()
+	return h
+}
+
+// broadcast applies an ordered event on every node that is a member.
+func (h *harness) broadcast(ev cluster.Event) {
+	h.seq++
+	switch ev := ev.(type) {
+	case *cluster.View:
+		ev.Seq = h.seq
+	case *cluster.Message:
+		ev.Seq = h.seq
+	}
+	for _, n := range h.ids() {
+		h.states[n].Apply(ev)
+		h.do(n, h.engines[n].Event(ev))
+	}
+}
+
+func (h *harness) ids() []int {
+	var ids []int
+	for n := range h.engines {
+		ids = append(ids, n)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func (h *harness) inc(n int) uint64 { return h.engines[n].Incarnation() }
+
+// do records node n's actions and checks the kernel rule at each start.
+func (h *harness) do(n int, acts []Action) {
+	for _, a := range acts {
+		h.log[n] = append(h.log[n], fmt.Sprint(a))
+		switch a := a.(type) {
+		case Send:
+			h.outbox = append(h.outbox, pending{cluster.Member{ID: n, Incarnation: h.inc(n)}, a.Msg})
+		case Stop:
+			h.run(a.Lockspace)[n] = false
+		case Start:
+			byChange := h.started[a.Lockspace]
+			if byChange == nil {
+				byChange = map[uint64][]int{}
+				h.started[a.Lockspace] = byChange
+			}
+			if first, ok := byChange[a.Change]; ok {
+				if !slices.Equal(first, a.Members) {
+					h.t.Errorf("node %d starts %s change %d with %v; another node started it with %v", n, a.Lockspace, a.Change, a.Members, first)
+				}
+			} else {
+				for _, m := range a.Members {
+					if h.run(a.Lockspace)[m] {
+						h.t.Errorf("node %d starts %s change %d while member %d still runs it", n, a.Lockspace, a.Change, m)
+					}
+				}
+				byChange[a.Change] = slices.Clone(a.Members)
+			}
+			h.run(a.Lockspace)[n] = true
+		}
+	}
+}
+
+func (h *harness) run(ls string) map[int]bool {
+	if h.running[ls] == nil {
+		h.running[ls] = map[int]bool{}
+	}
+	return h.running[ls]
+}
+
+// step orders the oldest pending message; it reports false when none is left.
+func (h *harness) step() bool {
+	if len(h.outbox) == 0 {
+		return false
+	}
+	p := h.outbox[0]
+	h.outbox = h.outbox[1:]
+	if cur, ok := h.states[h.ids()[0]].Members[p.from.ID]; !ok || cur != p.from.Incarnation {
+		return true // the cluster layer drops messages of incarnations that are gone
+	}
+	h.broadcast(&cluster.Message{From: p.from, Data: p.msg.Encode()})
+	return true
+}
+
+// stepFrom orders the oldest pending message of node n first.
+func (h *harness) stepFrom(n int) {
+	for i, p := range h.outbox {
+		if p.from.ID == n {
+			h.outbox = append(append([]pending{p}, h.outbox[:i]...), h.outbox[i+1:]...)
+			h.step()
+			return
+		}
+	}
+	h.t.Fatalf("node %d has nothing to send", n)
+}
+
+// flush orders messages until none is left.
+func (h *harness) flush() {
+	for i := 0; h.step(); i++ {
+		if i > 10000 {
+			h.t.Fatal("messages never stop")
+		}
+	}
+}
+
+func (h *harness) online(n int, ls string) { h.do(n, h.engines[n].Online(ls, h.now)) }
+func (h *harness) offline(n int, ls string) {
+	h.do(n, h.engines[n].Offline(ls))
+}
+
+// fail orders a view in which node n failed.
+func (h *harness) fail(n int) {
+	var failed cluster.Member
+	h.members = slices.DeleteFunc(h.members, func(m cluster.Member) bool {
+		if m.ID == n {
+			failed = m
+			return true
+		}
+		return false
+	})
+	h.broadcast(&cluster.View{Members: slices.Clone(h.members), Failed: []cluster.Member{failed}})
+}
+
+// rejoin orders a view in which node n came back as a new incarnation,
+// with a fresh engine (a restarted daemon).
+func (h *harness) rejoin(n int) {
+	m := cluster.Member{ID: n, Incarnation: h.inc(n) + 1}
+	h.states[n] = h.states[h.ids()[0]].Clone()
+	h.engines[n] = NewEngine(Config{Self: n, Incarnation: m.Incarnation, JoinTimeout: time.Minute}, h.states[n])
+	h.do(n, h.engines[n].Event(&cluster.Quorum{Quorate: true}))
+	h.members = append(h.members, m)
+	slices.SortFunc(h.members, func(a, b cluster.Member) int { return a.ID - b.ID })
+	h.broadcast(&cluster.View{Members: slices.Clone(h.members), Joined: []cluster.Member{m}})
+}
+
+func (h *harness) take(n int) []string {
+	l := h.log[n]
+	h.log[n] = nil
+	return l
+}
+
+func (h *harness) takeAll() {
+	for n := range h.log {
+		h.log[n] = nil
+	}
+}
+
+// last returns the last action of node n that starts with prefix.
+func (h *harness) last(n int, prefix string) string {
+	for i := len(h.log[n]) - 1; i >= 0; i-- {
+		if len(h.log[n][i]) >= len(prefix) && h.log[n][i][:len(prefix)] == prefix {
+			return h.log[n][i]
+		}
+	}
+	return ""
+}
