@@ -9,12 +9,14 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/godlm/godlm/configfs"
+	"github.com/godlm/godlm/controld/cluster"
+	"github.com/godlm/godlm/controld/lockspace"
 	"github.com/godlm/godlm/libdlm"
 )
 
@@ -28,6 +30,7 @@ type Kernel interface {
 	SetClusterName(name string) error
 	SetClusterAttr(a configfs.ClusterAttr, v uint64) error
 	AddComm(c configfs.Comm) error
+	RemoveComm(nodeID int) error
 	Comms() ([]int, error)
 	SetMembers(ls string, members []configfs.Member, renew []int) error
 	RemoveSpace(ls string) error
@@ -47,18 +50,21 @@ type Uevents interface {
 	Close() error
 }
 
-// LockspaceState is where a lockspace is in its life.
+// LockspaceState is where a lockspace is in its life on this node.
 type LockspaceState int
 
 // Lockspace states.
 const (
-	StateJoining LockspaceState = iota
-	StateRunning
-	StateLeaving
+	StateJoining  LockspaceState = iota // the creator waits for the first start
+	StateRunning                        // started with the members of the last change
+	StateLeaving                        // the last user left; waiting for the leave to be ordered
+	StateChanging                       // stopped for a membership change
+	StateStopped                        // stopped because this node lost quorum
+	StateDead                           // stopped for good: this node was expelled; reboot to reuse
 )
 
 func (s LockspaceState) String() string {
-	return [...]string{"joining", "running", "leaving"}[s]
+	return [...]string{"joining", "running", "leaving", "changing", "stopped", "dead"}[s]
 }
 
 // Lockspace is the daemon's view of one kernel lockspace.
@@ -66,16 +72,31 @@ type Lockspace struct {
 	Name     string
 	GlobalID uint32
 	State    LockspaceState
-	Members  []int
-	Seq      uint32        // number of starts (membership changes) so far
+	// Members are the members of the last completed change, which the
+	// kernel runs with.
+	Members []int
+	// Seq is the number of the last completed change.
+	Seq uint32
+	// Change is the number of the current change; > Seq while one is
+	// pending, and then Next are its members and Waiting those that
+	// have not reported stopping yet.
+	Change   uint64
+	Next     []int
+	Waiting  []int
 	JoinedAt time.Time     // when the join completed
 	JoinTime time.Duration // uevent to event_done of the join
-	Adopted  bool          // found running at daemon start and taken over
+	Adopted  bool          // found in the kernel at daemon start
 	AddedSeq uint32        // change in which this node joined
 }
 
+// ClusterFunc starts the cluster layer for this node, applying the
+// ordered events to sm.
+type ClusterFunc func(self int, sm cluster.StateMachine) (cluster.Cluster, error)
+
 // Daemon is dlm_controld: it configures the kernel DLM for the cluster
-// and answers the kernel's lockspace join and leave requests.
+// and answers the kernel's lockspace join and leave requests, agreeing
+// on every lockspace's members with the other nodes through the cluster
+// layer.
 type Daemon struct {
 	cfg     *Config
 	k       Kernel
@@ -85,14 +106,36 @@ type Daemon struct {
 	// openControl opens the DLM control device, for joins and leaves
 	// asked through the query socket.
 	openControl func() (*libdlm.Control, error)
+	newCluster  ClusterFunc
 
 	nodeID      int
 	clusterName string
 	started     time.Time
 	monitor     *os.File
+	cl          cluster.Cluster
+	existing    []string // lockspaces found in the kernel at start
 
-	mu         sync.Mutex
-	lockspaces map[string]*Lockspace
+	// mu guards the replicated state (applied by the cluster layer's
+	// goroutine), the engine that reads it, and the join records.
+	mu    sync.Mutex
+	st    *lockspace.State
+	eng   *lockspace.Engine
+	joins map[string]*joinInfo
+
+	sendMu   sync.Mutex
+	sendCond *sync.Cond
+	sendQ    []lockspace.Msg
+	sendDone bool
+	senderWG sync.WaitGroup
+}
+
+// joinInfo is what the daemon remembers of a lockspace's join.
+type joinInfo struct {
+	start    time.Time
+	joinedAt time.Time
+	took     time.Duration
+	adopted  bool
+	addedSeq uint32
 }
 
 // Options are what New needs besides the configuration.
@@ -106,14 +149,18 @@ type Options struct {
 	LocalAddrs func() ([]netip.Addr, error)
 	// OpenControl opens /dev/misc/dlm-control; nil uses the kernel root.
 	OpenControl func() (*libdlm.Control, error)
+	// Cluster starts the cluster layer; required.
+	Cluster ClusterFunc
 }
 
-// New checks the configuration and returns a daemon ready to Run.
+// New checks the configuration and returns a daemon ready to Setup.
 func New(cfg *Config, o Options) (*Daemon, error) {
 	d := &Daemon{
 		cfg: cfg, k: o.Kernel, log: o.Logger, ring: o.Ring, uevents: o.Uevents,
-		openControl: o.OpenControl, lockspaces: map[string]*Lockspace{}, started: time.Now(),
+		openControl: o.OpenControl, newCluster: o.Cluster, started: time.Now(),
+		st: lockspace.NewState(), joins: map[string]*joinInfo{},
 	}
+	d.sendCond = sync.NewCond(&d.sendMu)
 	if d.ring == nil {
 		d.ring = NewRing(1 << 20)
 	}
@@ -186,12 +233,9 @@ func interfaceAddrs() ([]netip.Addr, error) {
 	return out, nil
 }
 
-// NodeID is this node's id.
-func (d *Daemon) NodeID() int { return d.nodeID }
-
 // Setup configures the kernel: configfs, the cluster's attributes, the
-// monitor device, then the nodes' addresses. It then adopts lockspaces a
-// previous daemon left in the kernel. The order is the kernel's rule: the
+// monitor device, then this node's address. It then starts the cluster
+// layer and deals with lockspaces a previous daemon left in the kernel. The order is the kernel's rule: the
 // monitor is open before the local node's address is written, so no
 // lockspace can be created while nobody answers its uevent.
 func (d *Daemon) Setup() error {
@@ -247,234 +291,482 @@ func (d *Daemon) Setup() error {
 	if d.monitor, err = d.k.OpenMonitor(); err != nil {
 		return fmt.Errorf("open dlm-monitor: %w", err)
 	}
+	// Only this node's comm now: the others are written when the
+	// cluster shows them as members, and removed when they leave or
+	// fail, so the kernel tells a failure from a clean leave.
 	have, err := d.k.Comms()
 	if err != nil {
 		return err
 	}
-	for _, n := range d.cfg.Nodes {
-		if len(n.Addrs) == 0 || contains(have, n.ID) {
-			continue
-		}
-		c := configfs.Comm{NodeID: n.ID, Addrs: n.Addrs, Local: n.ID == d.nodeID, Mark: n.Mark}
-		if err := d.k.AddComm(c); err != nil {
+	if !slices.Contains(have, d.nodeID) {
+		n := d.node(d.nodeID)
+		if err := d.k.AddComm(configfs.Comm{NodeID: n.ID, Addrs: n.Addrs, Local: true, Mark: n.Mark}); err != nil {
 			return err
 		}
-		d.log.Debug("configured node", "nodeid", n.ID, "addrs", n.Addrs, "local", c.Local)
 	}
-	for _, ls := range existing {
-		d.adopt(ls)
+	d.existing = existing
+	return d.startCluster()
+}
+
+// startCluster starts the cluster layer and the lockspace engine, and
+// deals with the lockspaces a previous daemon left in the kernel: a
+// one-node cluster adopts them; in a larger one the others may have
+// recovered them without this node, so they stay stopped.
+func (d *Daemon) startCluster() error {
+	if d.newCluster == nil {
+		return errors.New("controld: no cluster layer configured")
 	}
+	cl, err := d.newCluster(d.nodeID, lockedState{d})
+	if err != nil {
+		return fmt.Errorf("start the cluster layer: %w", err)
+	}
+	d.cl = cl
+	self := cl.Status().Self
+	d.mu.Lock()
+	d.eng = lockspace.NewEngine(lockspace.Config{Self: d.nodeID, Incarnation: self.Incarnation,
+		JoinTimeout: time.Duration(d.cfg.Int("join_timeout")) * time.Second}, d.st)
+	var acts []lockspace.Action
+	for _, ls := range d.existing {
+		acts = append(acts, d.adopt(ls)...)
+	}
+	d.mu.Unlock()
+	d.execute(acts)
+	d.senderWG.Add(1)
+	go d.sender()
 	return nil
 }
 
-func contains(ids []int, id int) bool {
-	for _, i := range ids {
-		if i == id {
-			return true
-		}
-	}
-	return false
+// lockedState applies the cluster's events to the daemon's replicated
+// state under the daemon's lock.
+type lockedState struct{ d *Daemon }
+
+func (l lockedState) Apply(e cluster.Event) {
+	l.d.mu.Lock()
+	defer l.d.mu.Unlock()
+	l.d.st.Apply(e)
 }
 
-// adopt takes over a lockspace found in the kernel at start-up. The
-// previous daemon's exit closed the monitor, which stopped it; one whose
-// global id was never written was still waiting for its join. Either
-// way it is started again with this node as its member, so whatever
-// waits on it resumes.
-func (d *Daemon) adopt(ls string) {
+func (l lockedState) Snapshot() ([]byte, error) {
+	l.d.mu.Lock()
+	defer l.d.mu.Unlock()
+	return l.d.st.Snapshot()
+}
+
+func (l lockedState) Restore(data []byte) error {
+	l.d.mu.Lock()
+	defer l.d.mu.Unlock()
+	return l.d.st.Restore(data)
+}
+
+// node returns the configuration of node id.
+func (d *Daemon) node(id int) Node {
+	for _, n := range d.cfg.Nodes {
+		if n.ID == id {
+			return n
+		}
+	}
+	return Node{ID: id}
+}
+
+// adopt decides what to do with a lockspace found in the kernel at
+// start-up. d.mu is held.
+func (d *Daemon) adopt(ls string) []lockspace.Action {
 	if err := configfs.ValidLockspaceName(ls); err != nil {
 		d.log.Error("cannot adopt lockspace", "lockspace", ls, "err", err)
-		return
+		return nil
 	}
 	id, err := d.k.ID(ls)
 	if err != nil {
 		d.log.Error("cannot adopt lockspace: reading its id failed", "lockspace", ls, "err", err)
-		return
+		return nil
+	}
+	if len(d.cfg.Nodes) > 1 {
+		if id == 0 {
+			// Its creator waits: answer it rather than leave it hanging.
+			return []lockspace.Action{lockspace.EventDone{Lockspace: ls, Result: -1,
+				Reason: "the previous daemon stopped before answering this join"}, lockspace.RemoveSpace{Lockspace: ls}}
+		}
+		return d.eng.Abandon(ls)
 	}
 	if id == 0 {
 		d.log.Info("lockspace was waiting for its join when the previous daemon stopped: joining it now", "lockspace", ls)
-		d.join(ls, time.Now())
-		return
-	}
-	if id != configfs.GlobalID(ls) {
-		d.log.Warn("adopted lockspace has a global id other than the reference's", "lockspace", ls, "id", fmt.Sprintf("%#x", id))
-	}
-	l := &Lockspace{Name: ls, GlobalID: id, State: StateJoining, Adopted: true}
-	if err := d.start(l); err != nil {
-		d.log.Error("cannot adopt lockspace left by the previous daemon; it stays stopped", "lockspace", ls, "err", err)
-		return
-	}
-	l.State, l.JoinedAt = StateRunning, time.Now()
-	d.mu.Lock()
-	d.lockspaces[ls] = l
-	d.mu.Unlock()
-	d.log.Info("adopted lockspace left running by the previous daemon and started it again", "lockspace", ls, "id", fmt.Sprintf("%#x", id))
-}
-
-// members is the membership of a lockspace on a one-node cluster.
-func (d *Daemon) members(ls string) []configfs.Member {
-	return []configfs.Member{{NodeID: d.nodeID, Weight: d.cfg.Weight(ls, d.nodeID)}}
-}
-
-// start writes the members and starts the kernel's recovery.
-func (d *Daemon) start(l *Lockspace) error {
-	ms := d.members(l.Name)
-	if err := d.k.SetMembers(l.Name, ms, nil); err != nil {
-		return err
-	}
-	if err := d.k.SetControl(l.Name, true); err != nil {
-		return err
-	}
-	l.Members = nil
-	for _, m := range ms {
-		l.Members = append(l.Members, m.NodeID)
-	}
-	l.Seq++
-	return nil
-}
-
-// join answers the kernel's online uevent for ls: global id, nodir,
-// members, start, then event_done=0, which releases the process that
-// created the lockspace. Any failure answers event_done=-1 instead, so
-// that process gets an error rather than waiting forever.
-func (d *Daemon) join(ls string, t0 time.Time) {
-	d.mu.Lock()
-	if old := d.lockspaces[ls]; old != nil && old.State == StateRunning {
-		d.mu.Unlock()
-		d.log.Warn("join requested for a lockspace already running; answering success", "lockspace", ls)
-		d.eventDone(ls, 0)
-		return
-	}
-	l := &Lockspace{Name: ls, GlobalID: configfs.GlobalID(ls), State: StateJoining}
-	d.lockspaces[ls] = l
-	d.mu.Unlock()
-
-	err := d.k.SetID(ls, l.GlobalID)
-	if err == nil && d.cfg.Lockspaces[ls] != nil && d.cfg.Lockspaces[ls].Nodir {
-		err = d.k.SetNodir(ls)
-	}
-	if err == nil {
-		err = d.start(l)
-	}
-	if err != nil {
-		d.log.Error("join failed; the lockspace's creator gets an error", "lockspace", ls, "err", err)
-		if rerr := d.k.RemoveSpace(ls); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
-			d.log.Warn("cleanup after failed join", "lockspace", ls, "err", rerr)
+	} else {
+		if id != configfs.GlobalID(ls) {
+			d.log.Warn("adopted lockspace has a global id other than the reference's", "lockspace", ls, "id", fmt.Sprintf("%#x", id))
 		}
-		d.mu.Lock()
-		delete(d.lockspaces, ls)
-		d.mu.Unlock()
-		d.eventDone(ls, -1)
-		return
+		d.log.Info("adopting lockspace left running by the previous daemon", "lockspace", ls, "id", fmt.Sprintf("%#x", id))
 	}
-	if !d.eventDone(ls, 0) {
-		d.mu.Lock()
-		delete(d.lockspaces, ls)
-		d.mu.Unlock()
-		return
-	}
-	d.mu.Lock()
-	l.State, l.JoinedAt, l.JoinTime, l.AddedSeq = StateRunning, time.Now(), time.Since(t0), l.Seq
-	d.mu.Unlock()
-	d.log.Info("joined lockspace", "lockspace", ls, "id", fmt.Sprintf("%#x", l.GlobalID), "members", l.Members,
-		"join_ms", fmt.Sprintf("%.3f", float64(l.JoinTime.Microseconds())/1000))
+	d.joins[ls] = &joinInfo{start: time.Now(), adopted: id != 0}
+	return d.eng.Adopt(ls, id == 0, time.Now())
 }
 
-func (d *Daemon) eventDone(ls string, v int) bool {
-	if err := d.k.EventDone(ls, v); err != nil {
-		d.log.Error("cannot answer the kernel's lockspace event", "lockspace", ls, "result", v, "err", err)
-		return false
+// NodeID is this node's id.
+func (d *Daemon) NodeID() int { return d.nodeID }
+
+// Cluster is the cluster layer the daemon runs on, once Setup started it.
+func (d *Daemon) Cluster() cluster.Cluster { return d.cl }
+
+// execute does the engine's actions in order. Kernel errors are logged:
+// the kernel's state is what it is, and the cluster will see this node
+// as failed if it cannot keep up.
+func (d *Daemon) execute(acts []lockspace.Action) {
+	failedStart := map[string]bool{}
+	for _, a := range acts {
+		switch a := a.(type) {
+		case lockspace.Note:
+			if a.Warn {
+				d.log.Warn(a.Text, "lockspace", a.Lockspace)
+			} else {
+				d.log.Info(a.Text, "lockspace", a.Lockspace)
+			}
+		case lockspace.Send:
+			d.enqueue(a.Msg)
+		case lockspace.AddComm:
+			n := d.node(a.Node)
+			if len(n.Addrs) == 0 {
+				d.log.Error("a cluster member has no address in dlm.conf; the kernel cannot reach it", "nodeid", a.Node)
+				continue
+			}
+			have, _ := d.k.Comms()
+			if slices.Contains(have, a.Node) {
+				continue
+			}
+			if err := d.k.AddComm(configfs.Comm{NodeID: n.ID, Addrs: n.Addrs, Mark: n.Mark}); err != nil {
+				d.log.Error("cannot write the comm of a new member", "nodeid", a.Node, "err", err)
+			} else {
+				d.log.Info("node joined the cluster: comm written", "nodeid", a.Node)
+			}
+		case lockspace.RemoveComm:
+			if err := d.k.RemoveComm(a.Node); err != nil && !errors.Is(err, os.ErrNotExist) {
+				d.log.Error("cannot remove the comm of a node that left", "nodeid", a.Node, "err", err)
+			} else {
+				d.log.Info("node left the cluster: comm removed", "nodeid", a.Node)
+			}
+		case lockspace.Stop:
+			if err := d.k.SetControl(a.Lockspace, false); err != nil && !errors.Is(err, os.ErrNotExist) {
+				d.log.Warn("stop lockspace", "lockspace", a.Lockspace, "err", err)
+			}
+			d.log.Debug("stopped lockspace", "lockspace", a.Lockspace, "change", a.Change)
+		case lockspace.Start:
+			if err := d.start(a); err != nil {
+				d.log.Error("cannot start lockspace", "lockspace", a.Lockspace, "change", a.Change, "err", err)
+				failedStart[a.Lockspace] = true
+				continue
+			}
+			d.log.Info("started lockspace", "lockspace", a.Lockspace, "change", a.Change, "members", a.Members, "renew", a.Renew)
+		case lockspace.RemoveSpace:
+			if err := d.k.RemoveSpace(a.Lockspace); err != nil && !errors.Is(err, os.ErrNotExist) {
+				d.log.Warn("remove lockspace members", "lockspace", a.Lockspace, "err", err)
+			}
+		case lockspace.EventDone:
+			d.eventDone(a, failedStart[a.Lockspace])
+		}
 	}
-	return true
 }
 
-// leave answers the kernel's offline uevent: stop, remove the members,
-// then event_done=0 so the release completes.
-func (d *Daemon) leave(ls string) {
-	d.mu.Lock()
-	l := d.lockspaces[ls]
-	if l != nil {
-		l.State = StateLeaving
+// start writes (for a first start) the global id and nodir, then the
+// members with their weights, then control=1.
+func (d *Daemon) start(a lockspace.Start) error {
+	if a.First {
+		if err := d.k.SetID(a.Lockspace, configfs.GlobalID(a.Lockspace)); err != nil {
+			return err
+		}
+		if c := d.cfg.Lockspaces[a.Lockspace]; c != nil && c.Nodir {
+			if err := d.k.SetNodir(a.Lockspace); err != nil {
+				return err
+			}
+		}
 	}
-	d.mu.Unlock()
-	if l == nil {
-		d.log.Warn("leave requested for a lockspace this daemon does not know; cleaning up anyway", "lockspace", ls)
+	ms := make([]configfs.Member, 0, len(a.Members))
+	for _, id := range a.Members {
+		ms = append(ms, configfs.Member{NodeID: id, Weight: d.cfg.Weight(a.Lockspace, id)})
 	}
-	if err := d.k.SetControl(ls, false); err != nil {
-		d.log.Warn("stop on leave", "lockspace", ls, "err", err)
+	if err := d.k.SetMembers(a.Lockspace, ms, a.Renew); err != nil {
+		return err
 	}
-	if err := d.k.RemoveSpace(ls); err != nil && !errors.Is(err, os.ErrNotExist) {
-		d.log.Warn("remove lockspace members on leave", "lockspace", ls, "err", err)
-	}
-	d.eventDone(ls, 0)
-	d.mu.Lock()
-	delete(d.lockspaces, ls)
-	d.mu.Unlock()
-	d.log.Info("left lockspace", "lockspace", ls)
+	return d.k.SetControl(a.Lockspace, true)
 }
 
+// eventDone answers the kernel. A join whose start failed is answered
+// with failure instead, and left, so the cluster goes on without it.
+func (d *Daemon) eventDone(a lockspace.EventDone, startFailed bool) {
+	if startFailed && a.Result == 0 {
+		a.Result, a.Reason = -1, "the kernel refused the start"
+	}
+	if err := d.k.EventDone(a.Lockspace, a.Result); err != nil {
+		d.log.Error("cannot answer the kernel's lockspace event", "lockspace", a.Lockspace, "result", a.Result, "err", err)
+	}
+	d.mu.Lock()
+	j := d.joins[a.Lockspace]
+	l, isLocal := d.eng.Local(a.Lockspace)
+	var more []lockspace.Action
+	switch {
+	case a.Result != 0:
+		delete(d.joins, a.Lockspace)
+		if startFailed {
+			more = d.eng.JoinFailed(a.Lockspace)
+		}
+	case isLocal && l.Phase == lockspace.PhaseMember && j != nil:
+		j.joinedAt, j.took, j.addedSeq = time.Now(), time.Since(j.start), uint32(l.StartedFor)
+	default:
+		delete(d.joins, a.Lockspace)
+	}
+	d.mu.Unlock()
+	switch {
+	case a.Result != 0:
+		d.log.Error("join failed; the lockspace's creator gets an error", "lockspace", a.Lockspace, "reason", a.Reason)
+	case isLocal && l.Phase == lockspace.PhaseMember && j != nil:
+		d.log.Info("joined lockspace", "lockspace", a.Lockspace, "id", fmt.Sprintf("%#x", configfs.GlobalID(a.Lockspace)),
+			"change", l.StartedFor, "join_ms", fmt.Sprintf("%.3f", float64(j.took.Microseconds())/1000))
+	default:
+		d.log.Info("left lockspace", "lockspace", a.Lockspace)
+	}
+	d.execute(more)
+}
+
+// enqueue hands a message to the sender, which broadcasts in order.
+func (d *Daemon) enqueue(m lockspace.Msg) {
+	d.sendMu.Lock()
+	d.sendQ = append(d.sendQ, m)
+	d.sendCond.Broadcast()
+	d.sendMu.Unlock()
+}
+
+// sender broadcasts queued messages one after the other, so they are
+// ordered as the engine produced them. A message that cannot be ordered
+// yet (no quorum) waits; one of an incarnation the cluster expelled is
+// dropped, as the engine has given up on what it was about.
+func (d *Daemon) sender() {
+	defer d.senderWG.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		d.sendMu.Lock()
+		for !d.sendDone {
+			d.sendCond.Wait()
+		}
+		d.sendMu.Unlock()
+		cancel()
+	}()
+	for {
+		d.sendMu.Lock()
+		for len(d.sendQ) == 0 && !d.sendDone {
+			d.sendCond.Wait()
+		}
+		if d.sendDone {
+			d.sendMu.Unlock()
+			return
+		}
+		m := d.sendQ[0]
+		d.sendMu.Unlock()
+		err := d.cl.Broadcast(ctx, m.Encode())
+		switch {
+		case err == nil, errors.Is(err, cluster.ErrExpelled):
+			if err != nil {
+				d.log.Warn("message dropped: this node's incarnation was expelled", "msg", m.String())
+			}
+			d.sendMu.Lock()
+			d.sendQ = d.sendQ[1:]
+			d.sendMu.Unlock()
+		case errors.Is(err, cluster.ErrClosed), ctx.Err() != nil:
+			return
+		default:
+			d.log.Debug("broadcast failed; retrying", "msg", m.String(), "err", err)
+			select {
+			case <-time.After(100 * time.Millisecond):
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// handle feeds one uevent to the engine.
 func (d *Daemon) handle(ev configfs.Event, t0 time.Time) {
+	d.mu.Lock()
+	var acts []lockspace.Action
 	switch ev.Kind {
 	case configfs.EventOnline:
 		d.log.Debug("uevent online", "lockspace", ev.Lockspace, "seqnum", ev.Seqnum)
-		d.join(ev.Lockspace, t0)
+		d.joins[ev.Lockspace] = &joinInfo{start: t0}
+		acts = d.eng.Online(ev.Lockspace, t0)
 	case configfs.EventOffline:
 		d.log.Debug("uevent offline", "lockspace", ev.Lockspace, "seqnum", ev.Seqnum)
-		d.leave(ev.Lockspace)
+		if l, ok := d.eng.Local(ev.Lockspace); !ok {
+			d.log.Warn("leave requested for a lockspace this daemon does not know; cleaning up anyway", "lockspace", ev.Lockspace)
+		} else if l.Phase == lockspace.PhaseDead {
+			d.log.Info("letting go of a dead lockspace", "lockspace", ev.Lockspace)
+		}
+		acts = d.eng.Offline(ev.Lockspace)
 	}
+	d.mu.Unlock()
+	d.execute(acts)
 }
 
-// Run serves uevents until ctx ends. Setup must have succeeded.
+// clusterEvent feeds one cluster event (already applied to the state)
+// to the engine.
+func (d *Daemon) clusterEvent(ev cluster.Event) {
+	switch ev := ev.(type) {
+	case *cluster.View:
+		d.log.Info("cluster view", "seq", ev.Seq, "members", ev.Members, "joined", ev.Joined, "left", ev.Left, "failed", ev.Failed)
+	case *cluster.Quorum:
+		if ev.Quorate {
+			d.log.Info("cluster is quorate")
+		} else {
+			d.log.Warn("cluster quorum lost")
+		}
+	case *cluster.Restored:
+		d.log.Info("cluster state restored from a snapshot", "seq", ev.Seq, "members", ev.Members)
+	case *cluster.Message:
+		if m, err := lockspace.Decode(ev.Data); err != nil {
+			d.log.Warn("ignored a cluster message", "from", ev.From, "err", err)
+		} else {
+			d.log.Debug("cluster message", "seq", ev.Seq, "from", ev.From, "msg", m.String())
+		}
+	}
+	d.mu.Lock()
+	acts := d.eng.Event(ev)
+	d.mu.Unlock()
+	d.execute(acts)
+}
+
+// Run serves uevents and cluster events until ctx ends. Setup must have
+// succeeded.
 func (d *Daemon) Run(ctx context.Context) error {
+	type uev struct {
+		ev  configfs.Event
+		err error
+		at  time.Time
+	}
+	uevs := make(chan uev)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		for {
+			ev, err := d.uevents.Next(ctx)
+			select {
+			case uevs <- uev{ev, err, time.Now()}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil && !errors.Is(err, configfs.ErrMalformed) {
+				return
+			}
+		}
+	}()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	events := d.cl.Events()
 	for {
-		ev, err := d.uevents.Next(ctx)
-		t0 := time.Now()
-		if ctx.Err() != nil {
+		select {
+		case <-ctx.Done():
 			return nil
+		case u := <-uevs:
+			if errors.Is(u.err, configfs.ErrMalformed) {
+				d.log.Warn("ignored a malformed uevent", "err", u.err)
+				continue
+			}
+			if u.err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("uevents: %w", u.err)
+			}
+			d.handle(u.ev, u.at)
+		case ev, ok := <-events:
+			if !ok {
+				return errors.New("the cluster layer stopped")
+			}
+			d.clusterEvent(ev)
+		case now := <-tick.C:
+			d.mu.Lock()
+			acts := d.eng.Tick(now)
+			d.mu.Unlock()
+			d.execute(acts)
 		}
-		if errors.Is(err, configfs.ErrMalformed) {
-			d.log.Warn("ignored a malformed uevent", "err", err)
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("uevents: %w", err)
-		}
-		d.handle(ev, t0)
 	}
 }
 
-// Active returns the names of the lockspaces the daemon runs.
+// Active returns the names of the lockspaces the daemon runs or waits
+// on: all but the dead ones.
 func (d *Daemon) Active() []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	var names []string
-	for n := range d.lockspaces {
-		names = append(names, n)
+	if d.eng == nil {
+		return nil
 	}
-	sort.Strings(names)
+	var names []string
+	for _, l := range d.eng.Locals() {
+		if l.Phase != lockspace.PhaseDead {
+			names = append(names, l.Name)
+		}
+	}
 	return names
 }
 
-// Snapshot returns copies of the daemon's lockspaces, by name.
+// Snapshot returns this node's lockspaces, by name.
 func (d *Daemon) Snapshot() []Lockspace {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := make([]Lockspace, 0, len(d.lockspaces))
-	for _, l := range d.lockspaces {
-		c := *l
-		c.Members = append([]int(nil), l.Members...)
-		out = append(out, c)
+	if d.eng == nil {
+		return nil
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	var out []Lockspace
+	for _, l := range d.eng.Locals() {
+		out = append(out, d.describe(l))
+	}
 	return out
 }
 
-// Close releases the monitor device. Closing it makes the kernel stop
+// describe is a lockspace as the query socket shows it. d.mu is held.
+func (d *Daemon) describe(l lockspace.Local) Lockspace {
+	out := Lockspace{Name: l.Name, GlobalID: configfs.GlobalID(l.Name), Seq: uint32(l.StartedFor)}
+	if sp := d.st.Spaces[l.Name]; sp != nil {
+		out.Members = slices.Clone(sp.StartedMembers)
+		out.Change = sp.Change
+		if !sp.Complete() {
+			out.Next, out.Waiting = slices.Clone(sp.Members), sp.Waiting()
+		}
+	}
+	if j := d.joins[l.Name]; j != nil {
+		out.JoinedAt, out.JoinTime, out.Adopted, out.AddedSeq = j.joinedAt, j.took, j.adopted, j.addedSeq
+	}
+	switch {
+	case l.Phase == lockspace.PhaseDead:
+		out.State = StateDead
+	case l.Phase == lockspace.PhaseJoining:
+		out.State = StateJoining
+	case l.Phase == lockspace.PhaseLeaving:
+		out.State = StateLeaving
+	case l.Running:
+		out.State = StateRunning
+	case out.Next != nil:
+		out.State = StateChanging
+	default:
+		out.State = StateStopped
+	}
+	return out
+}
+
+// Close leaves the cluster (cleanly, if it can within a few seconds),
+// then releases the monitor device. Closing it makes the kernel stop
 // every lockspace, which is what must happen when the daemon is gone.
 func (d *Daemon) Close() error {
 	if d.uevents != nil {
 		d.uevents.Close()
 	}
+	d.sendMu.Lock()
+	d.sendDone = true
+	d.sendCond.Broadcast()
+	d.sendMu.Unlock()
+	if d.cl != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		if err := d.cl.Close(ctx); err != nil {
+			d.log.Warn("leaving the cluster", "err", err)
+		}
+		cancel()
+	}
+	d.senderWG.Wait()
 	if d.monitor != nil {
 		return d.monitor.Close()
 	}

@@ -13,6 +13,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/godlm/godlm/configfs"
+	"github.com/godlm/godlm/controld/cluster"
+	"github.com/godlm/godlm/controld/cluster/clustertest"
 )
 
 // fakeUevents delivers scripted events.
@@ -83,40 +85,77 @@ func newTestDaemon(t *testing.T, k Kernel, conf string) (*Daemon, *fakeUevents) 
 	}
 	ue := &fakeUevents{ch: make(chan configfs.Event, 8)}
 	d, err := New(cfg, Options{Kernel: k, Uevents: ue,
-		LocalAddrs: func() ([]netip.Addr, error) { return []netip.Addr{netip.MustParseAddr("10.0.0.1")}, nil }})
+		LocalAddrs: func() ([]netip.Addr, error) { return []netip.Addr{netip.MustParseAddr("10.0.0.1")}, nil },
+		Cluster: func(self int, sm cluster.StateMachine) (cluster.Cluster, error) {
+			return clustertest.NewLoopback(cluster.Member{ID: self, Incarnation: 1}, sm), nil
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return d, ue
 }
 
-const oneNode = "cluster_name=test\nnode id=1 addr=10.0.0.1\nnode id=2 addr=10.0.0.2\n"
-
-func TestSetupAndJoinLeave(t *testing.T) {
-	root := kernelRoot(t, nil)
-	d, _ := newTestDaemon(t, configfs.New(root), oneNode+"lockspace ls1 nodir=1\n")
-	if d.NodeID() != 1 {
-		t.Fatalf("node id %d, want 1 (found by local address)", d.NodeID())
-	}
+// run sets the daemon up and runs it until the test ends.
+func run(t *testing.T, d *Daemon) {
+	t.Helper()
 	if err := d.Setup(); err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		d.Close()
+	})
+}
+
+// eventually polls cond for up to 5 s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A cluster of two configured nodes, of which the loopback cluster
+// only ever shows this one.
+const oneNode = "cluster_name=test\nnode id=1 addr=10.0.0.1\nnode id=2 addr=10.0.0.2\n"
+
+// soloNode is a one-node cluster, which may adopt lockspaces.
+const soloNode = "cluster_name=test\nnode id=1 addr=10.0.0.1\n"
+
+func TestSetupAndJoinLeave(t *testing.T) {
+	root := kernelRoot(t, nil)
+	d, ue := newTestDaemon(t, configfs.New(root), oneNode+"lockspace ls1 nodir=1\n")
+	if d.NodeID() != 1 {
+		t.Fatalf("node id %d, want 1 (found by local address)", d.NodeID())
+	}
+	run(t, d)
 	got := map[string]string{}
 	for _, p := range []string{"cluster_name", "recover_callbacks", "mark", "comms/1/nodeid", "comms/1/local", "comms/2/nodeid"} {
 		got[p] = read(t, root, "sys/kernel/config/dlm/cluster/"+p)
 	}
+	// Node 2 is configured but not a member: no comm for it.
 	want := map[string]string{
 		"cluster_name": "test", "recover_callbacks": "1", "mark": "0",
-		"comms/1/nodeid": "1", "comms/1/local": "1", "comms/2/nodeid": "2",
+		"comms/1/nodeid": "1", "comms/1/local": "1",
+		"comms/2/nodeid": "<open " + filepath.Join(root, "sys/kernel/config/dlm/cluster/comms/2/nodeid") + ": no such file or directory>",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("configfs after setup (-want +got):\n%s", diff)
 	}
 
 	addLockspace(t, root, "ls1", "0")
-	d.handle(configfs.Event{Kind: configfs.EventOnline, Lockspace: "ls1"}, time.Now())
+	ue.ch <- configfs.Event{Kind: configfs.EventOnline, Lockspace: "ls1"}
 	ls := "sys/kernel/dlm/ls1/"
+	eventually(t, "event_done", func() bool { return read(t, root, ls+"event_done") == "0" })
 	got = map[string]string{
 		"id": read(t, root, ls+"id"), "nodir": read(t, root, ls+"nodir"), "control": read(t, root, ls+"control"),
 		"event_done": read(t, root, ls+"event_done"),
@@ -130,7 +169,9 @@ func TestSetupAndJoinLeave(t *testing.T) {
 		t.Errorf("state after join: %+v", s)
 	}
 
-	d.handle(configfs.Event{Kind: configfs.EventOffline, Lockspace: "ls1"}, time.Now())
+	os.Remove(filepath.Join(root, ls+"event_done"))
+	ue.ch <- configfs.Event{Kind: configfs.EventOffline, Lockspace: "ls1"}
+	eventually(t, "event_done of the leave", func() bool { return read(t, root, ls+"event_done") == "0" })
 	if c := read(t, root, ls+"control"); c != "0" {
 		t.Errorf("control after leave %q", c)
 	}
@@ -144,15 +185,16 @@ func TestSetupAndJoinLeave(t *testing.T) {
 
 func TestJoinFailureAnswersNegative(t *testing.T) {
 	root := kernelRoot(t, nil)
-	d, _ := newTestDaemon(t, failingKernel{configfs.New(root)}, oneNode)
-	if err := d.Setup(); err != nil {
-		t.Fatal(err)
-	}
+	d, ue := newTestDaemon(t, failingKernel{configfs.New(root)}, oneNode)
+	run(t, d)
 	addLockspace(t, root, "bad", "0")
-	d.handle(configfs.Event{Kind: configfs.EventOnline, Lockspace: "bad"}, time.Now())
-	if v := read(t, root, "sys/kernel/dlm/bad/event_done"); v != "-1" {
-		t.Errorf("event_done %q, want -1", v)
-	}
+	ue.ch <- configfs.Event{Kind: configfs.EventOnline, Lockspace: "bad"}
+	eventually(t, "event_done", func() bool { return read(t, root, "sys/kernel/dlm/bad/event_done") == "-1" })
+	eventually(t, "the leave", func() bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.st.Spaces["bad"] == nil
+	})
 	if len(d.Active()) != 0 {
 		t.Errorf("failed lockspace kept: %v", d.Active())
 	}
@@ -168,16 +210,14 @@ func TestAdoptAtStartup(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(root, "sys/kernel/config/dlm/cluster/spaces/run/nodes/1"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	d, _ := newTestDaemon(t, configfs.New(root), oneNode)
-	if err := d.Setup(); err != nil {
-		t.Fatal(err)
-	}
+	d, _ := newTestDaemon(t, configfs.New(root), soloNode)
+	run(t, d)
 	if diff := cmp.Diff([]string{"pend", "run"}, d.Active()); diff != "" {
 		t.Errorf("active (-want +got):\n%s", diff)
 	}
-	if c := read(t, root, "sys/kernel/dlm/run/control"); c != "1" {
-		t.Errorf("adopted lockspace not started: control %q", c)
-	}
+	eventually(t, "the adopted lockspaces to start", func() bool {
+		return read(t, root, "sys/kernel/dlm/run/control") == "1" && read(t, root, "sys/kernel/dlm/pend/event_done") == "0"
+	})
 	if e := read(t, root, "sys/kernel/dlm/run/event_done"); !strings.HasPrefix(e, "<") {
 		t.Errorf("event_done written for a running lockspace: %q (it would release a later leave early)", e)
 	}
@@ -188,7 +228,7 @@ func TestAdoptAtStartup(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "sys/kernel/config/dlm/cluster/spaces/run")); err != nil {
 		t.Error(err)
 	}
-	for _, w := range []string{"adopted lockspace", "lockspace=run", "waiting for its join"} {
+	for _, w := range []string{"adopting lockspace", "lockspace=run", "waiting for its join"} {
 		if !strings.Contains(d.ring.String(), w) {
 			t.Errorf("log lacks %q:\n%s", w, d.ring.String())
 		}
@@ -210,5 +250,25 @@ func TestNewConfigErrors(t *testing.T) {
 		if _, err := New(cfg, Options{Kernel: configfs.New(t.TempDir()), LocalAddrs: local}); !errors.Is(err, ErrConfig) {
 			t.Errorf("%q: %v", conf, err)
 		}
+	}
+}
+
+// In a cluster of several nodes, lockspaces a previous daemon left are
+// not adopted: the others may have gone on without this node.
+func TestNoAdoptionInLargerCluster(t *testing.T) {
+	root := kernelRoot(t, map[string]string{"run": "12345", "pend": "0"})
+	d, _ := newTestDaemon(t, configfs.New(root), oneNode)
+	run(t, d)
+	if c := read(t, root, "sys/kernel/dlm/run/control"); c != "0" {
+		t.Errorf("left-over lockspace: control %q, want stopped", c)
+	}
+	if e := read(t, root, "sys/kernel/dlm/pend/event_done"); e != "-1" {
+		t.Errorf("left-over pending join: event_done %q, want -1", e)
+	}
+	if len(d.Active()) != 0 {
+		t.Errorf("active: %v", d.Active())
+	}
+	if s := d.Snapshot(); len(s) != 1 || s[0].State != StateDead {
+		t.Errorf("snapshot: %+v, want run dead", s)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -15,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/godlm/godlm/configfs"
+	"github.com/godlm/godlm/controld/cluster"
 	"github.com/godlm/godlm/controld/dlmc"
 	"github.com/godlm/godlm/libdlm"
 )
@@ -158,19 +161,21 @@ func (s *QueryServer) dispatch(w io.Writer, cred *unix.Ucred, h dlmc.Header, pay
 		}
 		var b []byte
 		count := int32(0)
-		if h.Option != dlmc.NodesNext || l.State == StateJoining {
-			for _, id := range l.Members {
-				if h.Data > 0 && count == h.Data {
-					return reply(w, h, -int32(syscall.E2BIG), b)
-				}
-				b = dlmc.AppendNode(b, dlmcNode(*l, id))
-				count++
+		ids := l.Members
+		if h.Option == dlmc.NodesNext {
+			ids = l.Next
+		}
+		for _, id := range ids {
+			if h.Data > 0 && count == h.Data {
+				return reply(w, h, -int32(syscall.E2BIG), b)
 			}
+			b = dlmc.AppendNode(b, dlmcNode(*l, id))
+			count++
 		}
 		return reply(w, h, count, b)
 	case dlmc.NodeInfo:
 		l := d.find(h.Name)
-		if l == nil || !contains(l.Members, int(h.Data)) {
+		if l == nil || !slices.Contains(l.Members, int(h.Data)) {
 			return reply(w, h, -int32(syscall.ENOENT), nil)
 		}
 		return reply(w, h, 0, dlmc.AppendNode(nil, dlmcNode(*l, int(h.Data))))
@@ -196,9 +201,11 @@ func (s *QueryServer) dispatch(w io.Writer, cred *unix.Ucred, h dlmc.Header, pay
 func (d *Daemon) find(name string) *Lockspace {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if l := d.lockspaces[name]; l != nil {
-		c := *l
-		c.Members = append([]int(nil), l.Members...)
+	if d.eng == nil {
+		return nil
+	}
+	if l, ok := d.eng.Local(name); ok {
+		c := d.describe(l)
 		return &c
 	}
 	return nil
@@ -213,12 +220,15 @@ func (d *Daemon) dlmcLockspace(l Lockspace) dlmc.Lockspace {
 	switch l.State {
 	case StateJoining:
 		out.Flags |= dlmc.LFJoining
-		out.Next = done
 	case StateLeaving:
 		out.Flags |= dlmc.LFLeaving
+	}
+	if l.Seq > 0 {
 		out.Prev = done
-	default:
-		out.Prev = done
+	}
+	if l.Next != nil {
+		out.Next = dlmc.Change{MemberCount: int32(len(l.Next)), Seq: uint32(l.Change), CombinedSeq: uint32(l.Change),
+			WaitMessages: 1, WaitCondition: int32(len(l.Waiting))}
 	}
 	return out
 }
@@ -227,21 +237,72 @@ func dlmcNode(l Lockspace, id int) dlmc.Node {
 	return dlmc.Node{NodeID: int32(id), Flags: dlmc.NFMember | dlmc.NFStart, AddedSeq: l.AddedSeq}
 }
 
-// status is the DUMP_STATUS stream: the daemon, then each member node.
+// status is the DUMP_STATUS stream: the daemon, each configured node,
+// then (godlm's addition) each lockspace's change state.
 func (d *Daemon) status() []byte {
 	now := int(time.Since(d.started).Seconds())
+	var cs cluster.Status
+	if d.cl != nil {
+		cs = d.cl.Status()
+	}
+	q := 0
+	if cs.Quorate {
+		q = 1
+	}
 	b := dlmc.AppendState(nil, dlmc.State{
 		Type: dlmc.StateDaemon, NodeID: int32(d.nodeID),
-		Str: fmt.Sprintf("member_count=1 joined_count=1 remove_count=0 daemon_ringid=1 cluster_ringid=1 quorate=1 "+
-			"fence_pid=0 fence_in_progress_unknown=0 zombie_count=0 monotime=%d stateful_merge_wait=0 ", now),
+		Str: fmt.Sprintf("member_count=%d joined_count=%d remove_count=0 daemon_ringid=%d cluster_ringid=%d quorate=%d "+
+			"fence_pid=0 fence_in_progress_unknown=0 zombie_count=0 monotime=%d stateful_merge_wait=0 "+
+			"cluster_protocol=%s leader=%d term=%d incarnation=%d expected_votes=%d timeout_ms=%d ",
+			len(cs.Members), len(cs.Members), cs.Applied, cs.Applied, q, now,
+			cs.Protocol, cs.Leader, cs.Term, cs.Self.Incarnation, len(cs.Voters), cs.Timeout.Milliseconds()),
 	})
-	b = dlmc.AppendState(b, dlmc.State{
-		Type: dlmc.StateDaemonNode, NodeID: int32(d.nodeID),
-		Str: "member=1 killed=0 left_reason=0 need_fencing=0 delay_fencing=0 fence_pid=0 fence_pid_wait=0 " +
-			"fence_result_wait=0 fence_actor_last=0 fence_actor_done=0 add_time=0 rem_time=0 fail_walltime=0 " +
-			"fail_monotime=0 fence_walltime=0 fence_monotime=0 ",
-	})
+	peers := map[int]cluster.Peer{}
+	for _, p := range cs.Peers {
+		peers[p.ID] = p
+	}
+	for _, n := range d.cfg.Nodes {
+		member, inc := 0, uint64(0)
+		for _, m := range cs.Members {
+			if m.ID == n.ID {
+				member, inc = 1, m.Incarnation
+			}
+		}
+		extra := fmt.Sprintf("incarnation=%d ", inc)
+		if p, ok := peers[n.ID]; ok {
+			c := 0
+			if p.Connected {
+				c = 1
+			}
+			extra += fmt.Sprintf("connected=%d last_heard_ms=%d ", c, p.LastHeard.Milliseconds())
+		}
+		b = dlmc.AppendState(b, dlmc.State{
+			Type: dlmc.StateDaemonNode, NodeID: int32(n.ID),
+			Str: fmt.Sprintf("member=%d killed=0 left_reason=0 need_fencing=0 delay_fencing=0 fence_pid=0 fence_pid_wait=0 "+
+				"fence_result_wait=0 fence_actor_last=0 fence_actor_done=0 add_time=0 rem_time=0 fail_walltime=0 "+
+				"fail_monotime=0 fence_walltime=0 fence_monotime=0 %s", member, extra),
+		})
+	}
+	for _, l := range d.Snapshot() {
+		b = dlmc.AppendState(b, dlmc.State{
+			Type: dlmc.StateLockspace,
+			Str: fmt.Sprintf("name=%s state=%s change=%d started=%d members=%s next=%s waiting=%s ",
+				l.Name, l.State, l.Change, l.Seq, idList(l.Members), idList(l.Next), idList(l.Waiting)),
+		})
+	}
 	return b
+}
+
+// idList is ids joined by commas, or "-" when there are none.
+func idList(ids []int) string {
+	if len(ids) == 0 {
+		return "-"
+	}
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = strconv.Itoa(id)
+	}
+	return strings.Join(s, ",")
 }
 
 func errnoOf(err error) int32 {

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -35,12 +34,11 @@ func ask(t *testing.T, sock string, h dlmc.Header) (dlmc.Header, []byte) {
 
 func TestQueryServer(t *testing.T) {
 	root := kernelRoot(t, nil)
-	d, _ := newTestDaemon(t, configfs.New(root), oneNode)
-	if err := d.Setup(); err != nil {
-		t.Fatal(err)
-	}
+	d, ue := newTestDaemon(t, configfs.New(root), oneNode)
+	run(t, d)
 	addLockspace(t, root, "ls1", "0")
-	d.handle(configfs.Event{Kind: configfs.EventOnline, Lockspace: "ls1"}, time.Now())
+	ue.ch <- configfs.Event{Kind: configfs.EventOnline, Lockspace: "ls1"}
+	eventually(t, "the join", func() bool { return read(t, root, "sys/kernel/dlm/ls1/event_done") == "0" })
 
 	q := fmt.Sprintf("godlm-test-q-%d", os.Getpid())
 	s, err := ListenQueryOn(d, q, q+"-cmd")
@@ -80,8 +78,10 @@ func TestQueryServer(t *testing.T) {
 	all.ReadFrom(c)
 	c.Close()
 	states, err := dlmc.ParseStates(all.Bytes())
-	if err != nil || len(states) != 2 || states[0].Type != dlmc.StateDaemon || states[0].NodeID != 1 ||
-		states[0].Fields()["quorate"] != "1" {
+	// The daemon, both configured nodes (2 is not a member), the lockspace.
+	if err != nil || len(states) != 4 || states[0].Type != dlmc.StateDaemon || states[0].NodeID != 1 ||
+		states[0].Fields()["quorate"] != "1" || states[1].Fields()["member"] != "1" || states[2].Fields()["member"] != "0" ||
+		states[3].Type != dlmc.StateLockspace || states[3].Fields()["members"] != "1" || states[3].Fields()["state"] != "running" {
 		t.Errorf("DUMP_STATUS: %+v %v", states, err)
 	}
 }

@@ -48,6 +48,8 @@ func statusText(states []dlmc.State, now time.Time) string {
 		b       strings.Builder
 		nodes   []dlmc.State
 		startup []dlmc.State
+		spaces  []dlmc.State
+		godlm   string
 	)
 	for _, st := range states {
 		switch st.Type {
@@ -60,12 +62,20 @@ func statusText(states []dlmc.State, now time.Time) string {
 				fenceInit = "fence_init"
 			}
 			fmt.Fprintf(&b, "daemon now %d fence_pid %d %s\n", cuint(f["monotime"]), cuint(f["fence_pid"]), fenceInit)
+			if p := f["cluster_protocol"]; p != "" {
+				godlm = fmt.Sprintf("cluster %s leader %d term %d members %d of %d incarnation %s timeout %d ms\n",
+					p, cuint(f["leader"]), cuint(f["term"]), cuint(f["member_count"]), cuint(f["expected_votes"]),
+					f["incarnation"], cuint(f["timeout_ms"]))
+			}
 		case dlmc.StateDaemonNode:
 			nodes = append(nodes, st)
 		case dlmc.StateStartupNode:
 			startup = append(startup, st)
+		case dlmc.StateLockspace:
+			spaces = append(spaces, st)
 		}
 	}
+	b.WriteString(godlm)
 	slices.SortStableFunc(nodes, func(a, b dlmc.State) int { return int(a.NodeID) - int(b.NodeID) })
 	for _, su := range startup {
 		i := slices.IndexFunc(nodes, func(n dlmc.State) bool { return n.NodeID == su.NodeID })
@@ -81,7 +91,21 @@ func statusText(states []dlmc.State, now time.Time) string {
 	for _, n := range nodes {
 		b.WriteString(nodeLine(n))
 	}
+	for _, l := range spaces {
+		b.WriteString(lockspaceLine(l))
+	}
 	return b.String()
+}
+
+// lockspaceLine is godlm's "lockspace <name> <state> change <n> members
+// <ids>", with the pending change's members and the nodes it waits for.
+func lockspaceLine(st dlmc.State) string {
+	f := st.Fields()
+	s := fmt.Sprintf("lockspace %s %s change %s members %s", f["name"], f["state"], f["change"], f["members"])
+	if n := f["next"]; n != "" && n != "-" {
+		s += fmt.Sprintf(" next %s waiting %s", n, f["waiting"])
+	}
+	return s + "\n"
 }
 
 // nodeLine is "node <id> M|X add .. rem .. fail .. fence .. at .. ..".

@@ -61,6 +61,22 @@ node 1 X add 24 rem 640 fail 640 fence 10 at 2 1699000000
 node 2 M add 24 rem 0 fail 0 fence 0 at 0 0
 node 3 X add 24 rem 650 fail 650 fence 0 at 0 0
 `},
+		{"godlm", []dlmc.State{
+			{Type: dlmc.StateDaemon, NodeID: 2, Str: daemonStr + "cluster_protocol=raft leader=1 term=4 incarnation=77 expected_votes=3 timeout_ms=1000 "},
+			{Type: dlmc.StateDaemonNode, NodeID: 1, Str: nodeStr(1, 0, 0, "incarnation=5 connected=1 last_heard_ms=80 ")},
+			{Type: dlmc.StateDaemonNode, NodeID: 2, Str: nodeStr(1, 0, 0, "incarnation=77 ")},
+			{Type: dlmc.StateDaemonNode, NodeID: 3, Str: "member=0 incarnation=0 connected=0 last_heard_ms=-1 "},
+			{Type: dlmc.StateLockspace, Str: "name=gfs0 state=running change=3 started=3 members=1,2 next=- waiting=- "},
+			{Type: dlmc.StateLockspace, Str: "name=x state=changing change=5 started=4 members=1,2 next=1,2,3 waiting=3 "},
+		}, []string{"status"}, `cluster nodeid 2 quorate 1 ring seq 13 13
+daemon now 569 fence_pid 0 
+cluster raft leader 1 term 4 members 3 of 3 incarnation 77 timeout 1000 ms
+node 1 M add 24 rem 0 fail 0 fence 0 at 0 0
+node 2 M add 24 rem 0 fail 0 fence 0 at 0 0
+node 3 X add 0 rem 0 fail 0 fence 0 at 0 0
+lockspace gfs0 running change 3 members 1,2
+lockspace x changing change 5 members 1,2 next 1,2,3 waiting 3
+`},
 		{"verbose", []dlmc.State{
 			{Type: dlmc.StateDaemon, NodeID: 1, Str: "quorate=1 monotime=5 "},
 			{Type: dlmc.StateStartupNode, NodeID: 7},
@@ -96,6 +112,7 @@ func TestStatusJSON(t *testing.T) {
 		{Type: dlmc.StateDaemonNode, NodeID: 2, Str: "member=1 left_reason=none fence_pid=-1 "},
 		{Type: dlmc.StateDaemonNode, NodeID: 1, Str: "member=1 "},
 		{Type: dlmc.StateStartupNode, NodeID: 3, Str: "member=0 "},
+		{Type: dlmc.StateLockspace, Str: "name=gfs0 state=changing change=6 started=5 members=1,2 next=1,2,3 waiting=3 "},
 	}
 	r := run(t, dlmctest.Start(t, &dlmctest.Daemon{Status: states}), "status", "--json")
 	if r.err != nil {
@@ -131,6 +148,26 @@ func TestStatusJSON(t *testing.T) {
       "state": {
         "member": 0
       }
+    }
+  ],
+  "lockspaces": [
+    {
+      "change": 6,
+      "members": [
+        1,
+        2
+      ],
+      "name": "gfs0",
+      "next": [
+        1,
+        2,
+        3
+      ],
+      "started": 5,
+      "state": "changing",
+      "waiting": [
+        3
+      ]
     }
   ]
 }

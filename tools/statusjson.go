@@ -1,8 +1,10 @@
 package tools
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/godlm/godlm/controld/dlmc"
 )
@@ -12,6 +14,7 @@ type statusDoc struct {
 	Daemon       *statusJSONState  `json:"daemon"`
 	Nodes        []statusJSONState `json:"nodes"`
 	StartupNodes []statusJSONState `json:"startup_nodes"`
+	Lockspaces   []map[string]any  `json:"lockspaces"`
 }
 
 type statusJSONState struct {
@@ -20,7 +23,7 @@ type statusJSONState struct {
 }
 
 func statusJSON(states []dlmc.State) statusDoc {
-	doc := statusDoc{Nodes: []statusJSONState{}, StartupNodes: []statusJSONState{}}
+	doc := statusDoc{Nodes: []statusJSONState{}, StartupNodes: []statusJSONState{}, Lockspaces: []map[string]any{}}
 	for _, st := range states {
 		j := statusJSONState{NodeID: st.NodeID, State: map[string]any{}}
 		for k, v := range st.Fields() {
@@ -39,8 +42,24 @@ func statusJSON(states []dlmc.State) statusDoc {
 			doc.Nodes = append(doc.Nodes, j)
 		case dlmc.StateStartupNode:
 			doc.StartupNodes = append(doc.StartupNodes, j)
+		case dlmc.StateLockspace:
+			for _, k := range []string{"members", "next", "waiting"} {
+				j.State[k] = idsJSON(fmt.Sprint(j.State[k]))
+			}
+			doc.Lockspaces = append(doc.Lockspaces, j.State)
 		}
 	}
 	slices.SortStableFunc(doc.Nodes, func(a, b statusJSONState) int { return int(a.NodeID) - int(b.NodeID) })
 	return doc
+}
+
+// idsJSON turns godlm's "1,2,3" (or "-") into a list of node ids.
+func idsJSON(s string) []int {
+	ids := []int{}
+	for _, f := range strings.Split(s, ",") {
+		if n, err := strconv.Atoi(f); err == nil {
+			ids = append(ids, n)
+		}
+	}
+	return ids
 }

@@ -23,6 +23,9 @@ const (
 	StateDaemonNode  = 2 // one node of the daemon's cluster membership
 	StateStartupNode = 3 // a node awaited at startup (startup fencing)
 	StateRun         = 4 // a run operation (unused by DUMP_STATUS)
+	// StateLockspace is godlm's: one lockspace's membership change
+	// state, after the node records. NodeID is 0.
+	StateLockspace = 100
 )
 
 // State is struct dlmc_state and the text and binary data that follow

@@ -247,12 +247,24 @@ func (e *Engine) Tick(now time.Time) []Action {
 		if l.Phase != PhaseJoining || !l.needDone || now.Sub(l.JoinAt) < e.cfg.JoinTimeout {
 			continue
 		}
-		delete(e.locals, name)
-		acts = append(acts, Stop{Lockspace: name}, RemoveSpace{Lockspace: name},
-			EventDone{Lockspace: name, Result: -1, Reason: e.stuck(name)})
-		if l.joinSent {
-			acts = append(acts, Send{Msg: Msg{Kind: KindLeave, Lockspace: name}})
-		}
+		acts = append(acts, EventDone{Lockspace: name, Result: -1, Reason: e.stuck(name)})
+		acts = append(acts, e.JoinFailed(name)...)
+	}
+	return acts
+}
+
+// JoinFailed gives up a join whose creator was answered with failure
+// (the join timed out, or the kernel refused the start): the lockspace
+// is forgotten here, and left in the cluster if the join was sent.
+func (e *Engine) JoinFailed(ls string) []Action {
+	l := e.locals[ls]
+	if l == nil {
+		return nil
+	}
+	delete(e.locals, ls)
+	acts := []Action{Stop{Lockspace: ls}, RemoveSpace{Lockspace: ls}}
+	if l.joinSent {
+		acts = append(acts, Send{Msg: Msg{Kind: KindLeave, Lockspace: ls}})
 	}
 	return acts
 }

@@ -201,13 +201,15 @@ func TestFailureDuringChange(t *testing.T) {
 	h.step() // node 1's stopped ordered; node 2's is pending
 	h.fail(2)
 	h.flush()
-	if got := h.last(1, "start b"); got != "start b 3 members [1]" {
+	// Change numbers are shared by all lockspaces: a 1-3, b 4-5, then
+	// the failure makes a 6 and b 7.
+	if got := h.last(1, "start b"); got != "start b 7 members [1]" {
 		t.Errorf("node 1: %q, want b restarted alone", got)
 	}
 	if got := h.last(2, "event_done b"); got != "event_done b -1" {
 		t.Errorf("node 2: %q, want its join of b answered with failure", got)
 	}
-	if got := h.last(3, "start a"); got != "start a 4 members [1 3]" {
+	if got := h.last(3, "start a"); got != "start a 6 members [1 3]" {
 		t.Errorf("node 3: %q, want a restarted without 2", got)
 	}
 }
@@ -280,12 +282,12 @@ func TestAdoptOneNode(t *testing.T) {
 	h.do(1, h.engines[1].Adopt("pending", true, h.now))
 	h.flush()
 	log := strings.Join(h.take(1), ";")
-	for _, want := range []string{"start running 1 members [1]", "start pending 1 members [1] first", "event_done pending 0"} {
+	for _, want := range []string{"start running 1 members [1]", "start pending 2 members [1] first", "event_done pending 0"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("actions %s: missing %q", log, want)
 		}
 	}
-	if strings.Contains(log, "event_done running") || strings.Contains(log, "start running 1 members [1] first") {
+	if strings.Contains(log, "event_done running") || strings.Contains(log, "start running 1 members [1] first") || !strings.Contains(log, "start running 1 members [1]") {
 		t.Errorf("actions %s: an adopted running lockspace gets no id and no event_done", log)
 	}
 }

@@ -13,7 +13,9 @@ import (
 type Space struct {
 	Name string `json:"name"`
 	// Change numbers the lockspace's membership changes; a new join,
-	// leave, failure or resync makes a new one.
+	// leave, failure or resync makes a new one. The numbers come from
+	// one counter for all lockspaces, so a change number never repeats,
+	// even when a lockspace is removed and made again.
 	Change uint64 `json:"change"`
 	// Members are the members of change Change, sorted.
 	Members []int `json:"members"`
@@ -75,6 +77,8 @@ type State struct {
 	Spaces map[string]*Space `json:"spaces"`
 	// Rejected counts messages that were not understood.
 	Rejected uint64 `json:"rejected,omitempty"`
+	// LastChange is the number of the last change of any lockspace.
+	LastChange uint64 `json:"last_change"`
 }
 
 // NewState returns an empty state.
@@ -131,7 +135,8 @@ func (st *State) applyMsg(from int, m Msg) {
 	switch m.Kind {
 	case KindJoin:
 		if sp == nil {
-			st.Spaces[m.Lockspace] = &Space{Name: m.Lockspace, Change: 1, Members: []int{from}}
+			st.LastChange++
+			st.Spaces[m.Lockspace] = &Space{Name: m.Lockspace, Change: st.LastChange, Members: []int{from}}
 			return
 		}
 		if slices.Contains(sp.Members, from) {
@@ -180,7 +185,8 @@ func (st *State) remove(sp *Space, node int, failed bool) {
 }
 
 func (st *State) newChange(sp *Space) {
-	sp.Change++
+	st.LastChange++
+	sp.Change = st.LastChange
 	sp.Stopped = nil
 }
 
@@ -228,8 +234,8 @@ func (st *State) check() error {
 		if err := lsname.Check(name); err != nil {
 			return err
 		}
-		if len(sp.Members) == 0 || sp.Started > sp.Change {
-			return fmt.Errorf("lockspace %q: no members, or started change %d after current %d", name, sp.Started, sp.Change)
+		if len(sp.Members) == 0 || sp.Started > sp.Change || sp.Change > st.LastChange {
+			return fmt.Errorf("lockspace %q: no members, or changes out of order (started %d, current %d, last %d)", name, sp.Started, sp.Change, st.LastChange)
 		}
 		for _, l := range [][]int{sp.Members, sp.Stopped, sp.StartedMembers, sp.Renew, sp.Removed, sp.Failed} {
 			if !slices.IsSorted(l) || len(slices.Compact(slices.Clone(l))) != len(l) {
@@ -247,7 +253,7 @@ func (st *State) check() error {
 
 // Clone returns a deep copy.
 func (st *State) Clone() *State {
-	c := &State{Seq: st.Seq, Rejected: st.Rejected, Members: map[int]uint64{}, Spaces: map[string]*Space{}}
+	c := &State{Seq: st.Seq, Rejected: st.Rejected, LastChange: st.LastChange, Members: map[int]uint64{}, Spaces: map[string]*Space{}}
 	for k, v := range st.Members {
 		c.Members[k] = v
 	}

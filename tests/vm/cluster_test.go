@@ -1,0 +1,348 @@
+package vm
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/godlm/godlm/tests/lab"
+)
+
+// clusterTimeout is the failure timeout the 3-node test configures. It
+// is above the LAN default (1 s) because three emulated guests share two
+// host cores here, and a guest can stall for a second under load.
+const clusterTimeout = 3 * time.Second
+
+// onAll runs f on every node at once and waits for all.
+func onAll(c *lab.Cluster, ids []int, f func(n *lab.Node) error) []error {
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Go(func() { errs[i] = f(c.Node(id)) })
+	}
+	wg.Wait()
+	return errs
+}
+
+func allOK(t *testing.T, what string, errs []error) {
+	t.Helper()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("%s on node %d: %v", what, i+1, err)
+		}
+	}
+}
+
+// status is `dlm_tool status` on n.
+func status(ctx context.Context, t *testing.T, n *lab.Node) string {
+	t.Helper()
+	out, err := n.RunOK(ctx, "dlm_tool status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// waitStatus polls `dlm_tool status` on n until ok accepts it, and
+// returns the time that took.
+func waitStatus(ctx context.Context, t *testing.T, n *lab.Node, limit time.Duration, what string, ok func(string) bool) time.Duration {
+	t.Helper()
+	t0 := time.Now()
+	var last string
+	for time.Since(t0) < limit {
+		r, err := n.Run(ctx, "dlm_tool status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = r.Stdout
+		if r.ExitCode == 0 && ok(last) {
+			return time.Since(t0)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	log, _ := n.RunOK(ctx, "tail -50 "+daemonLog)
+	t.Fatalf("node %d: no %s within %v; status:\n%s\nlog:\n%s", n.ID, what, limit, last, log)
+	return 0
+}
+
+var (
+	clusterLine = regexp.MustCompile(`(?m)^cluster raft leader (\d+) term (\d+) members (\d+) of (\d+) incarnation (\d+)`)
+	nodeLineRE  = regexp.MustCompile(`(?m)^node (\d+) ([MX]) `)
+)
+
+// members returns the node ids status marks M.
+func members(st string) []int {
+	var ids []int
+	for _, m := range nodeLineRE.FindAllStringSubmatch(st, -1) {
+		if m[2] == "M" {
+			id, _ := strconv.Atoi(m[1])
+			ids = append(ids, id)
+		}
+	}
+	sort.Ints(ids)
+	return ids
+}
+
+func quorate(st string) bool { return strings.Contains(st, " quorate 1 ") }
+
+// uptime reads the guest's monotonic clock, in seconds.
+func uptime(ctx context.Context, n *lab.Node) (float64, error) {
+	out, err := n.RunOK(ctx, "cut -d' ' -f1 /proc/uptime")
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseFloat(strings.TrimSpace(out), 64)
+}
+
+// timed runs cmd on n and returns how long it took in the guest, in
+// milliseconds (from /proc/uptime, so 10 ms resolution).
+func timed(ctx context.Context, n *lab.Node, cmd string) (int, error) {
+	out, err := n.RunOK(ctx, "a=$(cut -d' ' -f1 /proc/uptime); "+cmd+" >/dev/null && b=$(cut -d' ' -f1 /proc/uptime) && echo $a $b")
+	if err != nil {
+		return 0, err
+	}
+	var a, b float64
+	if _, err := fmt.Sscan(out, &a, &b); err != nil {
+		return 0, fmt.Errorf("timing %q: %v", out, err)
+	}
+	return int((b - a) * 1000), nil
+}
+
+// count returns the number of lines of n's dmesg matching the egrep re.
+func count(ctx context.Context, t *testing.T, n *lab.Node, re string) int {
+	t.Helper()
+	out, err := n.RunOK(ctx, "dmesg | grep -cE '"+re+"' || true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := strconv.Atoi(strings.TrimSpace(out))
+	return v
+}
+
+// TestClusterThreeNodes runs our daemon alone on three nodes of the real
+// kernel: a quorate cluster from a cold start, a lockspace joined by all
+// three at once with libdlm mutual exclusion across them, GFS2 and OCFS2
+// mounted on all three, and a partition that the two others see as a
+// failure within the timeout while the isolated node changes nothing.
+func TestClusterThreeNodes(t *testing.T) {
+	needVMs(t)
+	bin := buildGuestTest(t, "github.com/godlm/godlm/libdlm")
+	c := lab.Start(t, lab.Config{
+		Nodes:              3,
+		LoadClusterModules: true,
+		Disks: []lab.Disk{
+			{Name: "gfs0", Format: lab.FormatGFS2},
+			{Name: "ocfs0", Format: lab.FormatOCFS2},
+		},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
+	defer cancel()
+	ids := []int{1, 2, 3}
+	conf := c.DLMConf(fmt.Sprintf("cluster_timeout=%d", clusterTimeout.Milliseconds()))
+
+	t.Run("ColdStart", func(t *testing.T) {
+		t0 := time.Now()
+		allOK(t, "start", onAll(c, ids, func(n *lab.Node) error { return n.StartDLMControld(ctx, conf) }))
+		var took []time.Duration
+		for _, id := range ids {
+			waitStatus(ctx, t, c.Node(id), time.Minute, "quorate 3-node view", func(st string) bool {
+				return quorate(st) && fmt.Sprint(members(st)) == "[1 2 3]"
+			})
+			took = append(took, time.Since(t0))
+		}
+		t.Logf("MEASURE cold start to quorate on all 3 (host clock, from starting the daemons): %v", took[len(took)-1].Round(10*time.Millisecond))
+		// Every node agrees on leader, term and members.
+		var views []string
+		for _, id := range ids {
+			st := status(ctx, t, c.Node(id))
+			m := clusterLine.FindStringSubmatch(st)
+			if m == nil {
+				t.Fatalf("node %d: no cluster line:\n%s", id, st)
+			}
+			views = append(views, fmt.Sprintf("leader %s term %s members %s of %s %v", m[1], m[2], m[3], m[4], members(st)))
+		}
+		if views[0] != views[1] || views[1] != views[2] || !strings.HasSuffix(views[0], "members 3 of 3 [1 2 3]") {
+			t.Errorf("nodes disagree:\n%s", strings.Join(views, "\n"))
+		}
+	})
+
+	t.Run("ConcurrentJoin", func(t *testing.T) {
+		allOK(t, "dlm_tool join", onAll(c, ids, func(n *lab.Node) error {
+			_, err := n.RunOK(ctx, "dlm_tool join vmtest")
+			return err
+		}))
+		for _, id := range ids {
+			waitStatus(ctx, t, c.Node(id), 30*time.Second, "vmtest running on [1 2 3]", func(st string) bool {
+				return regexp.MustCompile(`(?m)^lockspace vmtest running change \d+ members 1,2,3$`).MatchString(st)
+			})
+			out, _ := c.Node(id).RunOK(ctx, "grep -o 'joined lockspace lockspace=vmtest.*' "+daemonLog+" | grep -o 'join_ms=[0-9.]*'")
+			t.Logf("MEASURE node %d vmtest join (uevent to event_done, daemon log, 3 nodes joining together): %s", id, strings.TrimSpace(out))
+			if out, err := c.Node(id).RunOK(ctx, "cat /sys/kernel/config/dlm/cluster/spaces/vmtest/nodes/*/nodeid | sort | tr '\\n' ' '"); err != nil || out != "1 2 3 " {
+				t.Errorf("node %d: configfs members %q %v", id, out, err)
+			}
+		}
+	})
+
+	t.Run("LVBCounterAcrossNodes", func(t *testing.T) {
+		allOK(t, "copy", onAll(c, ids, func(n *lab.Node) error { return n.CopyIn(ctx, bin, "/tmp/libdlm.test") }))
+		outs := make([]string, 3)
+		allOK(t, "counter", onAll(c, ids, func(n *lab.Node) error {
+			r, err := n.Run(ctx, "cd /tmp && LIBDLM_COUNTER_CHILD=1000 LIBDLM_COUNTER_TOTAL=3000 ./libdlm.test -test.run='^TestVMCounter$' -test.count=1 2>&1")
+			if err != nil {
+				return err
+			}
+			outs[n.ID-1] = r.Stdout
+			if r.ExitCode != 0 {
+				return fmt.Errorf("exit %d:\n%s", r.ExitCode, r.Stdout)
+			}
+			return nil
+		}))
+		for i, out := range outs {
+			if !strings.Contains(out, "counter 3000\n") {
+				t.Errorf("node %d: want counter 3000 (1000 increments from each node):\n%s", i+1, out)
+			}
+		}
+	})
+
+	t.Run("Leave", func(t *testing.T) {
+		allOK(t, "dlm_tool leave", onAll(c, ids, func(n *lab.Node) error {
+			_, err := n.RunOK(ctx, "dlm_tool leave vmtest")
+			return err
+		}))
+		for _, id := range ids {
+			noLeftovers(ctx, t, c.Node(id))
+		}
+	})
+
+	shared := func(t *testing.T, fs, mnt, mount string, recovery string) {
+		dev := c.GuestDisk(map[string]string{"gfs2": "gfs0", "ocfs2": "ocfs0"}[fs])
+		ms := make([]int, 3)
+		allOK(t, "mount", onAll(c, ids, func(n *lab.Node) error {
+			var err error
+			ms[n.ID-1], err = timed(ctx, n, "mkdir -p "+mnt+" && "+mount+" "+dev+" "+mnt)
+			return err
+		}))
+		t.Logf("MEASURE %s mount on 3 nodes together (guest clock, ms): node1 %d node2 %d node3 %d", fs, ms[0], ms[1], ms[2])
+		// A file written on one node reads back identically on the others.
+		for _, w := range ids {
+			data := fmt.Sprintf("written on node %d\n", w)
+			if _, err := c.Node(w).RunOK(ctx, fmt.Sprintf("printf '%s' > %s/f%d && sync", data, mnt, w)); err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range ids {
+				out, err := c.Node(r).RunOK(ctx, fmt.Sprintf("cat %s/f%d", mnt, w))
+				if err != nil || out != data {
+					t.Errorf("node %d reads f%d = %q %v, want %q", r, w, out, err, data)
+				}
+			}
+		}
+		// Unmounting node 3 leaves the others working, without recovery.
+		before := []int{count(ctx, t, c.Node(1), recovery), count(ctx, t, c.Node(2), recovery)}
+		if _, err := c.Node(3).RunOK(ctx, "umount "+mnt); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Node(1).RunOK(ctx, "echo after > "+mnt+"/after && sync"); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := c.Node(2).RunOK(ctx, "cat "+mnt+"/after"); err != nil || out != "after\n" {
+			t.Errorf("after node 3 unmounted, node 2 reads %q %v", out, err)
+		}
+		after := []int{count(ctx, t, c.Node(1), recovery), count(ctx, t, c.Node(2), recovery)}
+		if before[0] != after[0] || before[1] != after[1] {
+			t.Errorf("a clean unmount triggered recovery: %q lines before %v, after %v", recovery, before, after)
+		}
+		// Remount works and sees the others' writes.
+		if out, err := c.Node(3).RunOK(ctx, mount+" "+dev+" "+mnt+" && cat "+mnt+"/after"); err != nil || out != "after\n" {
+			t.Errorf("remount on node 3: %q %v", out, err)
+		}
+		allOK(t, "umount", onAll(c, ids, func(n *lab.Node) error {
+			_, err := n.RunOK(ctx, "umount "+mnt)
+			return err
+		}))
+		for _, id := range ids {
+			noLeftovers(ctx, t, c.Node(id))
+			noDState(ctx, t, c.Node(id))
+		}
+	}
+	t.Run("GFS2", func(t *testing.T) {
+		shared(t, "gfs2", "/mnt/gfs2", "mount -t gfs2", "Trying to acquire journal lock")
+	})
+	t.Run("OCFS2", func(t *testing.T) {
+		allOK(t, "cluster_stack", onAll(c, ids, func(n *lab.Node) error {
+			_, err := n.RunOK(ctx, "echo pcmk > /sys/fs/ocfs2/cluster_stack")
+			return err
+		}))
+		shared(t, "ocfs2", "/mnt/ocfs2", "/sbin/mount.ocfs2", "Recovering node|Initiating recovery")
+	})
+
+	t.Run("Partition", func(t *testing.T) {
+		allOK(t, "dlm_tool join", onAll(c, ids, func(n *lab.Node) error {
+			_, err := n.RunOK(ctx, "dlm_tool join part")
+			return err
+		}))
+		for _, id := range ids {
+			waitStatus(ctx, t, c.Node(id), 30*time.Second, "part running on [1 2 3]", func(st string) bool {
+				return regexp.MustCompile(`(?m)^lockspace part running change \d+ members 1,2,3$`).MatchString(st)
+			})
+		}
+		partLine := regexp.MustCompile(`(?m)^lockspace part \w+ change (\d+) members (\S+)`)
+		before := partLine.FindStringSubmatch(status(ctx, t, c.Node(3)))
+		old := clusterLine.FindStringSubmatch(status(ctx, t, c.Node(3)))[5]
+		c.Partition([]int{1, 2}, []int{3})
+		// The majority sees node 3 fail within the timeout (plus the
+		// polling and ordering time), and goes on without it.
+		for _, id := range []int{1, 2} {
+			took := waitStatus(ctx, t, c.Node(id), clusterTimeout+5*time.Second, "node 3 failed", func(st string) bool {
+				return quorate(st) && fmt.Sprint(members(st)) == "[1 2]"
+			})
+			t.Logf("MEASURE node %d sees node 3 failed %v after the partition (timeout %v; host clock, 100 ms polling)", id, took.Round(10*time.Millisecond), clusterTimeout)
+			if took > clusterTimeout+2*time.Second {
+				t.Errorf("node %d took %v to see node 3 fail; timeout is %v", id, took, clusterTimeout)
+			}
+			waitStatus(ctx, t, c.Node(id), 30*time.Second, "part restarted on [1 2]", func(st string) bool {
+				return regexp.MustCompile(`(?m)^lockspace part running change \d+ members 1,2$`).MatchString(st)
+			})
+		}
+		// The isolated node loses quorum, stops its lockspace and
+		// changes nothing: same members, no new change.
+		waitStatus(ctx, t, c.Node(3), 2*clusterTimeout, "quorum lost", func(st string) bool { return !quorate(st) })
+		time.Sleep(clusterTimeout)
+		st := status(ctx, t, c.Node(3))
+		if !strings.Contains(st, fmt.Sprintf("lockspace part stopped change %s members 1,2,3\n", before[1])) || fmt.Sprint(members(st)) != "[1 2 3]" {
+			t.Errorf("isolated node changed something:\n%s", st)
+		}
+		if ctl, err := c.Node(3).RunOK(ctx, "cat /sys/kernel/config/dlm/cluster/spaces/part/nodes/*/nodeid | sort | tr '\\n' ' '"); err != nil || ctl != "1 2 3 " {
+			t.Errorf("isolated node's configfs members %q %v", ctl, err)
+		}
+
+		// After the heal, node 3 comes back as a new incarnation; its
+		// lockspace from before stays dead.
+		c.Heal()
+		for _, id := range ids {
+			waitStatus(ctx, t, c.Node(id), time.Minute, "node 3 back", func(st string) bool {
+				return quorate(st) && fmt.Sprint(members(st)) == "[1 2 3]"
+			})
+		}
+		st = status(ctx, t, c.Node(3))
+		if m := clusterLine.FindStringSubmatch(st); m == nil || m[5] == old {
+			t.Errorf("node 3 did not come back as a new incarnation (was %s):\n%s", old, st)
+		}
+		if !strings.Contains(st, "lockspace part dead ") {
+			t.Errorf("node 3 resumed a lockspace the others recovered without it:\n%s", st)
+		}
+		allOK(t, "dlm_tool leave", onAll(c, ids, func(n *lab.Node) error {
+			_, err := n.RunOK(ctx, "dlm_tool leave part")
+			return err
+		}))
+		for _, id := range ids {
+			noLeftovers(ctx, t, c.Node(id))
+			noDState(ctx, t, c.Node(id))
+		}
+	})
+}
