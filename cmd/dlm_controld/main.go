@@ -53,6 +53,13 @@ dlm.conf names the cluster and its nodes:
   lockspace gfs0 nodir=1           # optional, per lockspace, as the reference
   master gfs0 node=1 weight=2
 
+The daemons of the listed nodes form the cluster themselves, with no
+corosync: they talk over TCP on cluster_port (21065), agree on one order
+of events through an embedded Raft log, and change nothing without a
+majority of the listed nodes (quorum). A node silent for cluster_timeout
+ms is declared failed. With the same cluster_key_file on every node,
+daemons without the key are refused.
+
 Options (also dlm.conf keys: name=value):
 `, controld.DefaultConfigPath)
 	controld.NewConfig().Help(os.Stderr)
@@ -114,7 +121,12 @@ func run(args []string) int {
 	if err != nil {
 		return fail(err)
 	}
-	d, err := controld.New(cfg, controld.Options{Kernel: k, Uevents: ue, Logger: log, Ring: ring})
+	newCluster, err := raftCluster(cfg, log)
+	if err != nil {
+		ue.Close()
+		return fail(err)
+	}
+	d, err := controld.New(cfg, controld.Options{Kernel: k, Uevents: ue, Logger: log, Ring: ring, Cluster: newCluster})
 	if err != nil {
 		ue.Close()
 		return fail(err)

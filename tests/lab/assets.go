@@ -30,6 +30,7 @@ var goBinaries = map[string]string{
 	"./tests/lab/godlm-agent": "/sbin/godlm-agent",
 	"./cmd/dlm_controld":      "/usr/sbin/dlm_controld",
 	"./cmd/dlm_tool":          "/usr/sbin/dlm_tool",
+	"./tests/cmd/dlmcounter":  "/usr/bin/dlmcounter",
 }
 
 // Assets are the files a lab VM boots from.

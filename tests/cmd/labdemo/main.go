@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -79,22 +80,72 @@ func run(nodes int, keep bool) error {
 		}
 		fmt.Print(indent(out))
 	}
-	// Until the cluster layer lands, dlm_controld runs as a one-node
-	// cluster: on node 1 only, which alone mounts the GFS2 disk.
-	n1 := c.Node(1)
-	one := fmt.Sprintf("cluster_name=%s\nnode id=1 addr=%s\n", c.ClusterName(), n1.Addr)
-	step("node 1: our dlm_controld (a one-node cluster until the cluster layer lands), GFS2 mounted, a lockspace joined")
-	if err := n1.StartDLMControld(ctx, one); err != nil {
+	step("our dlm_controld on every node, and nothing else: the daemons form the cluster")
+	t1 := time.Now()
+	if err := onAll(c, func(n *lab.Node) error { return n.StartDLMControld(ctx, c.DLMConf()) }); err != nil {
 		return err
 	}
-	out, err := n1.RunOK(ctx, "mkdir -p /mnt/gfs2 && mount -t gfs2 "+c.GuestDisk("gfs0")+" /mnt/gfs2 && echo hello > /mnt/gfs2/hello && "+
-		"dlm_tool join demo >/dev/null && dlm_tool ls && grep gfs2 /proc/mounts && "+
-		"grep 'joined lockspace' "+lab.DLMControldLog+" && "+
-		"umount /mnt/gfs2 && dlm_tool leave demo >/dev/null")
+	for _, n := range c.Nodes() {
+		if err := waitQuorate(ctx, n, len(c.Nodes())); err != nil {
+			return err
+		}
+	}
+	step("quorate on all %d nodes %.1f s after the daemons started; node 2's view:", nodes, time.Since(t1).Seconds())
+	out, err := c.Node(2).RunOK(ctx, "dlm_tool status")
 	if err != nil {
 		return err
 	}
 	fmt.Print(indent(out))
+
+	step("GFS2 mounted on every node at once")
+	dev := c.GuestDisk("gfs0")
+	if err := onAll(c, func(n *lab.Node) error {
+		out, err := n.RunOK(ctx, "mkdir -p /mnt/gfs2 && a=$(cut -d' ' -f1 /proc/uptime) && mount -t gfs2 "+dev+" /mnt/gfs2 && "+
+			"b=$(cut -d' ' -f1 /proc/uptime) && echo \"$a $b\" | awk '{printf \"%.2f\", $2-$1}'")
+		if err == nil {
+			fmt.Printf("    node %d: mounted in %s s\n", n.ID, out)
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	out, err = c.Node(1).RunOK(ctx, "echo \"written by node 1 at $(date)\" > /mnt/gfs2/hello && sync && echo 'node 1 wrote /mnt/gfs2/hello'")
+	if err != nil {
+		return err
+	}
+	fmt.Print(indent(out))
+	for _, n := range c.Nodes()[1:] {
+		out, err := n.RunOK(ctx, "cat /mnt/gfs2/hello")
+		if err != nil {
+			return err
+		}
+		fmt.Printf("    node %d reads: %s", n.ID, out)
+	}
+
+	total := 300 * len(c.Nodes())
+	step("Go locks across nodes: every node adds 300 to a counter in a lock value block, under EX (tests/cmd/dlmcounter, on libdlm)")
+	if err := onAll(c, func(n *lab.Node) error {
+		out, err := n.RunOK(ctx, fmt.Sprintf("dlmcounter -lockspace demo -n 300 -total %d", total))
+		if err == nil {
+			fmt.Printf("    node %d: %s", n.ID, strings.ReplaceAll(out, "\n", "\n             "))
+			fmt.Println()
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	step("every node saw the counter reach exactly %d; the lockspaces, from node 3:", total)
+	out, err = c.Node(3).RunOK(ctx, "dlm_tool ls")
+	if err != nil {
+		return err
+	}
+	fmt.Print(indent(out))
+	if err := onAll(c, func(n *lab.Node) error {
+		_, err := n.RunOK(ctx, "umount /mnt/gfs2")
+		return err
+	}); err != nil {
+		return err
+	}
 
 	step("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -104,6 +155,41 @@ func run(nodes int, keep bool) error {
 	}
 	step("done in %.1f s%s", time.Since(t0).Seconds(), map[bool]string{true: "; lab folder kept in " + c.Dir()}[keep])
 	return nil
+}
+
+// onAll runs f on every node at once and returns the first error.
+func onAll(c *lab.Cluster, f func(n *lab.Node) error) error {
+	errs := make(chan error, len(c.Nodes()))
+	var wg sync.WaitGroup
+	for _, n := range c.Nodes() {
+		wg.Go(func() {
+			if err := f(n); err != nil {
+				errs <- fmt.Errorf("node %d: %w", n.ID, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// waitQuorate waits until n's daemon reports a quorate cluster of all
+// the nodes.
+func waitQuorate(ctx context.Context, n *lab.Node, nodes int) error {
+	want := fmt.Sprintf("members %d of %d", nodes, nodes)
+	for deadline := time.Now().Add(time.Minute); ; {
+		r, err := n.Run(ctx, "dlm_tool status")
+		if err != nil {
+			return err
+		}
+		if strings.Contains(r.Stdout, " quorate 1 ") && strings.Contains(r.Stdout, want) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("node %d: no quorate cluster of %d after a minute:\n%s", n.ID, nodes, r.Stdout)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 func indent(s string) string {

@@ -1,0 +1,71 @@
+// Package raftcluster is the embedded implementation of the cluster
+// layer (package cluster): a Raft log (go.etcd.io/raft/v3) replicated
+// between the configured nodes over TCP, a failure detector that
+// proposes "member failed", and quorum by majority.
+//
+// # Layers
+//
+// [Core] is deterministic and single-threaded: it wraps a raft.RawNode,
+// takes ticks and messages, and returns messages to send, events and
+// finished requests from [Core.Process]. Tests and the simulator drive
+// it directly. [Node] runs a Core on one goroutine with a real ticker
+// and a TCP transport, and implements cluster.Cluster.
+//
+// # The log
+//
+// Every configured node is one voter (its Raft id is its node id); the
+// voter list is fixed, and every node with empty storage starts from the
+// same initial snapshot (index 1, term 1, those voters, no members)
+// rather than from configuration-change entries, so nodes that start
+// independently agree and the log never holds a configuration change.
+// The log carries four kinds of entries (see entry.go): Hello{node,
+// inc}, the first proposal of every incarnation; Batch{node, inc, seq,
+// messages}; Fail{node, inc}, proposed by the leader only; Leave{node,
+// inc}. Applying them to the replicated cluster state (members and
+// their incarnations, the highest incarnation and last batch number of
+// every node) gives the ordered events; the rules are on
+// clusterState.apply. Every accepted change gives one cluster.View; a
+// batch gives one cluster.Message per payload, all with the entry's
+// index as Seq. A snapshot holds that state and the StateMachine's
+// snapshot together, and the log is compacted every
+// Config.SnapshotEntries entries.
+//
+// # Failure, quorum, incarnations
+//
+// The leader declares failed a member it has not heard from for
+// Config.FailTicks. A node is quorate while it is the leader (CheckQuorum
+// makes a leader without a majority step down) or hears from its leader.
+// A node that learns its incarnation was declared failed finishes its
+// pending broadcasts with cluster.ErrExpelled and joins again as a new
+// incarnation.
+//
+// A node that restarts with empty storage (memory-only state, or a lost
+// disk) while the others remember it is outside what Raft assumes: the
+// leader believes the node still has the entries it acknowledged, and
+// never lowers that belief within a term. The node notices (a heartbeat
+// commits beyond its log) and forces a new term, after which the leader
+// probes it from scratch. Without persisted state the node may also vote
+// twice in a term it voted in before the restart; use a state directory
+// where that matters.
+//
+// # Transport
+//
+// Each node dials every peer to send and accepts connections to
+// receive; frames are length-prefixed protobuf raft messages. The
+// acceptor checks the source address against the configuration; with a
+// cluster key, both sides prove the key (HMAC-SHA256 challenge and
+// response over both nonces, the cluster name and both node ids) and
+// every frame carries an HMAC under a per-connection session key and a
+// sequence number. Peers are trusted once authenticated: Core.Step
+// refuses malformed or inconsistent messages, but a well-formed message
+// that lies can still mislead it.
+//
+// # Bad input
+//
+// Every decoder of outside bytes (log entries, snapshots, frames,
+// handshake messages, the persisted state, consensus messages through
+// Core.Step) returns an error wrapping ErrMalformed, ErrCorrupt,
+// ErrBadMessage or ErrAuth and never panics; each has a fuzz target. A
+// panic of the consensus library or of the StateMachine stops the Core
+// with ErrFailed instead of crashing the daemon.
+package raftcluster
