@@ -91,15 +91,6 @@ func members(st string) []int {
 
 func quorate(st string) bool { return strings.Contains(st, " quorate 1 ") }
 
-// uptime reads the guest's monotonic clock, in seconds.
-func uptime(ctx context.Context, n *lab.Node) (float64, error) {
-	out, err := n.RunOK(ctx, "cut -d' ' -f1 /proc/uptime")
-	if err != nil {
-		return 0, err
-	}
-	return strconv.ParseFloat(strings.TrimSpace(out), 64)
-}
-
 // timed runs cmd on n and returns how long it took in the guest, in
 // milliseconds (from /proc/uptime, so 10 ms resolution).
 func timed(ctx context.Context, n *lab.Node, cmd string) (int, error) {

@@ -52,12 +52,12 @@ type Core struct {
 	nextID   uint64
 
 	// Time, liveness and leadership.
-	ticks       uint64
+	ticks uint64
 	// Catching up before quorum is reported: a read index confirmed by
 	// a majority, asked for when contact returns.
-	readCtx   []byte
-	readAt    uint64 // tick of the last ReadIndex request
-	readIndex uint64 // confirmed commit index to reach; 0 when none yet
+	readCtx     []byte
+	readAt      uint64       // tick of the last ReadIndex request
+	readIndex   uint64       // confirmed commit index to reach; 0 when none yet
 	silence     map[int]int  // failure detector: ticks of silence of each peer
 	heardAgo    map[int]int  // ticks since the last message from each peer
 	heard       map[int]bool // whether a peer was ever heard from
