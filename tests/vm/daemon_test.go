@@ -297,7 +297,7 @@ func TestDaemonOneNode(t *testing.T) {
 		startDaemon(ctx, t, c, n)
 		log, _ := n.RunOK(ctx, "cat "+daemonLog)
 		for _, ls := range []string{"gfs0", "tls1"} {
-			if !regexp.MustCompile(`adopted lockspace.*lockspace=` + ls).MatchString(log) {
+			if !regexp.MustCompile(`adopting lockspace.*lockspace=` + ls).MatchString(log) {
 				t.Errorf("log does not say %s was adopted:\n%s", ls, log)
 			}
 		}
