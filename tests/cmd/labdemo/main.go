@@ -127,8 +127,7 @@ func run(nodes int, keep bool) error {
 	if err := onAll(c, func(n *lab.Node) error {
 		out, err := n.RunOK(ctx, fmt.Sprintf("dlmcounter -lockspace demo -n 300 -total %d", total))
 		if err == nil {
-			fmt.Printf("    node %d: %s", n.ID, strings.ReplaceAll(out, "\n", "\n             "))
-			fmt.Println()
+			fmt.Printf("    node %d: %s\n", n.ID, strings.ReplaceAll(strings.TrimSpace(out), "\n", "; "))
 		}
 		return err
 	}); err != nil {
