@@ -127,6 +127,9 @@ type Daemon struct {
 	sendQ    []lockspace.Msg
 	sendDone bool
 	senderWG sync.WaitGroup
+	// sendCtx ends at Close, which abandons a broadcast in progress.
+	sendCtx    context.Context
+	sendCancel context.CancelFunc
 }
 
 // joinInfo is what the daemon remembers of a lockspace's join.
@@ -161,6 +164,7 @@ func New(cfg *Config, o Options) (*Daemon, error) {
 		st: lockspace.NewState(), joins: map[string]*joinInfo{},
 	}
 	d.sendCond = sync.NewCond(&d.sendMu)
+	d.sendCtx, d.sendCancel = context.WithCancel(context.Background())
 	if d.ring == nil {
 		d.ring = NewRing(1 << 20)
 	}
@@ -499,23 +503,21 @@ func (d *Daemon) eventDone(a lockspace.EventDone, startFailed bool) {
 	d.mu.Lock()
 	j := d.joins[a.Lockspace]
 	l, isLocal := d.eng.Local(a.Lockspace)
+	joined := a.Result == 0 && isLocal && l.Phase == lockspace.PhaseMember && j != nil
 	var more []lockspace.Action
-	switch {
-	case a.Result != 0:
+	if joined {
+		j.joinedAt, j.took, j.addedSeq = time.Now(), time.Since(j.start), uint32(l.StartedFor)
+	} else {
 		delete(d.joins, a.Lockspace)
 		if startFailed {
 			more = d.eng.JoinFailed(a.Lockspace)
 		}
-	case isLocal && l.Phase == lockspace.PhaseMember && j != nil:
-		j.joinedAt, j.took, j.addedSeq = time.Now(), time.Since(j.start), uint32(l.StartedFor)
-	default:
-		delete(d.joins, a.Lockspace)
 	}
 	d.mu.Unlock()
 	switch {
 	case a.Result != 0:
 		d.log.Error("join failed; the lockspace's creator gets an error", "lockspace", a.Lockspace, "reason", a.Reason)
-	case isLocal && l.Phase == lockspace.PhaseMember && j != nil:
+	case joined:
 		d.log.Info("joined lockspace", "lockspace", a.Lockspace, "id", fmt.Sprintf("%#x", configfs.GlobalID(a.Lockspace)),
 			"change", l.StartedFor, "join_ms", fmt.Sprintf("%.3f", float64(j.took.Microseconds())/1000))
 	default:
@@ -538,16 +540,7 @@ func (d *Daemon) enqueue(m lockspace.Msg) {
 // dropped, as the engine has given up on what it was about.
 func (d *Daemon) sender() {
 	defer d.senderWG.Done()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		d.sendMu.Lock()
-		for !d.sendDone {
-			d.sendCond.Wait()
-		}
-		d.sendMu.Unlock()
-		cancel()
-	}()
+	ctx := d.sendCtx
 	for {
 		d.sendMu.Lock()
 		for len(d.sendQ) == 0 && !d.sendDone {
@@ -759,6 +752,7 @@ func (d *Daemon) Close() error {
 	d.sendDone = true
 	d.sendCond.Broadcast()
 	d.sendMu.Unlock()
+	d.sendCancel()
 	if d.cl != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		if err := d.cl.Close(ctx); err != nil {

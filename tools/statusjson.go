@@ -1,7 +1,6 @@
 package tools
 
 import (
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,7 +25,8 @@ func statusJSON(states []dlmc.State) statusDoc {
 	doc := statusDoc{Nodes: []statusJSONState{}, StartupNodes: []statusJSONState{}, Lockspaces: []map[string]any{}}
 	for _, st := range states {
 		j := statusJSONState{NodeID: st.NodeID, State: map[string]any{}}
-		for k, v := range st.Fields() {
+		f := st.Fields()
+		for k, v := range f {
 			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
 				j.State[k] = n
 			} else {
@@ -44,7 +44,7 @@ func statusJSON(states []dlmc.State) statusDoc {
 			doc.StartupNodes = append(doc.StartupNodes, j)
 		case dlmc.StateLockspace:
 			for _, k := range []string{"members", "next", "waiting"} {
-				j.State[k] = idsJSON(fmt.Sprint(j.State[k]))
+				j.State[k] = idsJSON(f[k])
 			}
 			doc.Lockspaces = append(doc.Lockspaces, j.State)
 		}
