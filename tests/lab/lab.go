@@ -220,6 +220,30 @@ func (c *Cluster) Dir() string { return c.dir }
 // Nodes returns every node, in id order.
 func (c *Cluster) Nodes() []*Node { return c.nodes }
 
+// Each runs f on the nodes ids (every node when none are given) at
+// once, waits for all, and returns their errors joined, each naming its
+// node.
+func (c *Cluster) Each(f func(n *Node) error, ids ...int) error {
+	nodes := c.nodes
+	if len(ids) > 0 {
+		nodes = nil
+		for _, id := range ids {
+			nodes = append(nodes, c.Node(id))
+		}
+	}
+	errs := make([]error, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Go(func() {
+			if err := f(n); err != nil {
+				errs[i] = fmt.Errorf("node %d: %w", n.ID, err)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
 // Node returns node id (1-based).
 func (c *Cluster) Node(id int) *Node {
 	if id < 1 || id > len(c.nodes) {

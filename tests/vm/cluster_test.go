@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,23 +18,11 @@ import (
 // host cores here, and a guest can stall for a second under load.
 const clusterTimeout = 3 * time.Second
 
-// onAll runs f on every node at once and waits for all.
-func onAll(c *lab.Cluster, ids []int, f func(n *lab.Node) error) []error {
-	errs := make([]error, len(ids))
-	var wg sync.WaitGroup
-	for i, id := range ids {
-		wg.Go(func() { errs[i] = f(c.Node(id)) })
-	}
-	wg.Wait()
-	return errs
-}
-
-func allOK(t *testing.T, what string, errs []error) {
+// allOK fails the test if err, from lab.Cluster.Each, is not nil.
+func allOK(t *testing.T, what string, err error) {
 	t.Helper()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("%s on node %d: %v", what, i+1, err)
-		}
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
 	}
 }
 
@@ -138,7 +125,7 @@ func TestClusterThreeNodes(t *testing.T) {
 
 	t.Run("ColdStart", func(t *testing.T) {
 		t0 := time.Now()
-		allOK(t, "start", onAll(c, ids, func(n *lab.Node) error { return n.StartDLMControld(ctx, conf) }))
+		allOK(t, "start", c.Each(func(n *lab.Node) error { return n.StartDLMControld(ctx, conf) }))
 		var took []time.Duration
 		for _, id := range ids {
 			waitStatus(ctx, t, c.Node(id), time.Minute, "quorate 3-node view", func(st string) bool {
@@ -163,7 +150,7 @@ func TestClusterThreeNodes(t *testing.T) {
 	})
 
 	t.Run("ConcurrentJoin", func(t *testing.T) {
-		allOK(t, "dlm_tool join", onAll(c, ids, func(n *lab.Node) error {
+		allOK(t, "dlm_tool join", c.Each(func(n *lab.Node) error {
 			_, err := n.RunOK(ctx, "dlm_tool join vmtest")
 			return err
 		}))
@@ -183,7 +170,7 @@ func TestClusterThreeNodes(t *testing.T) {
 		// dlmcounter (tests/cmd/dlmcounter, on libdlm) adds 1000 to a
 		// value-block counter under EX from each node at once.
 		outs := make([]string, 3)
-		allOK(t, "counter", onAll(c, ids, func(n *lab.Node) error {
+		allOK(t, "counter", c.Each(func(n *lab.Node) error {
 			r, err := n.Run(ctx, "dlmcounter -lockspace vmtest -n 1000 -total 3000 2>&1")
 			if err != nil {
 				return err
@@ -203,7 +190,7 @@ func TestClusterThreeNodes(t *testing.T) {
 	})
 
 	t.Run("Leave", func(t *testing.T) {
-		allOK(t, "dlm_tool leave", onAll(c, ids, func(n *lab.Node) error {
+		allOK(t, "dlm_tool leave", c.Each(func(n *lab.Node) error {
 			_, err := n.RunOK(ctx, "dlm_tool leave vmtest")
 			return err
 		}))
@@ -215,7 +202,7 @@ func TestClusterThreeNodes(t *testing.T) {
 	shared := func(t *testing.T, fs, mnt, mount string, recovery string) {
 		dev := c.GuestDisk(map[string]string{"gfs2": "gfs0", "ocfs2": "ocfs0"}[fs])
 		ms := make([]int, 3)
-		allOK(t, "mount", onAll(c, ids, func(n *lab.Node) error {
+		allOK(t, "mount", c.Each(func(n *lab.Node) error {
 			var err error
 			ms[n.ID-1], err = timed(ctx, n, "mkdir -p "+mnt+" && "+mount+" "+dev+" "+mnt)
 			return err
@@ -253,7 +240,7 @@ func TestClusterThreeNodes(t *testing.T) {
 		if out, err := c.Node(3).RunOK(ctx, mount+" "+dev+" "+mnt+" && cat "+mnt+"/after"); err != nil || out != "after\n" {
 			t.Errorf("remount on node 3: %q %v", out, err)
 		}
-		allOK(t, "umount", onAll(c, ids, func(n *lab.Node) error {
+		allOK(t, "umount", c.Each(func(n *lab.Node) error {
 			_, err := n.RunOK(ctx, "umount "+mnt)
 			return err
 		}))
@@ -266,7 +253,7 @@ func TestClusterThreeNodes(t *testing.T) {
 		shared(t, "gfs2", "/mnt/gfs2", "mount -t gfs2", "Trying to acquire journal lock")
 	})
 	t.Run("OCFS2", func(t *testing.T) {
-		allOK(t, "cluster_stack", onAll(c, ids, func(n *lab.Node) error {
+		allOK(t, "cluster_stack", c.Each(func(n *lab.Node) error {
 			_, err := n.RunOK(ctx, "echo pcmk > /sys/fs/ocfs2/cluster_stack")
 			return err
 		}))
@@ -276,7 +263,7 @@ func TestClusterThreeNodes(t *testing.T) {
 	t.Run("Partition", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 		defer cancel()
-		allOK(t, "dlm_tool join", onAll(c, ids, func(n *lab.Node) error {
+		allOK(t, "dlm_tool join", c.Each(func(n *lab.Node) error {
 			_, err := n.RunOK(ctx, "dlm_tool join part")
 			return err
 		}))
@@ -352,10 +339,10 @@ func TestClusterThreeNodes(t *testing.T) {
 				return quorate(st) && fmt.Sprint(members(st)) == "[1 2 3]"
 			})
 		}
-		allOK(t, "dlm_tool leave", onAll(c, []int{1, 2}, func(n *lab.Node) error {
+		allOK(t, "dlm_tool leave", c.Each(func(n *lab.Node) error {
 			_, err := n.RunOK(ctx, "dlm_tool leave part")
 			return err
-		}))
+		}, 1, 2))
 		for _, id := range ids {
 			noLeftovers(ctx, t, c.Node(id))
 			noDState(ctx, t, c.Node(id))

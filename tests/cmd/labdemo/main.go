@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -82,7 +81,7 @@ func run(nodes int, keep bool) error {
 	}
 	step("our dlm_controld on every node, and nothing else: the daemons form the cluster")
 	t1 := time.Now()
-	if err := onAll(c, func(n *lab.Node) error { return n.StartDLMControld(ctx, c.DLMConf()) }); err != nil {
+	if err := c.Each(func(n *lab.Node) error { return n.StartDLMControld(ctx, c.DLMConf()) }); err != nil {
 		return err
 	}
 	for _, n := range c.Nodes() {
@@ -99,7 +98,7 @@ func run(nodes int, keep bool) error {
 
 	step("GFS2 mounted on every node at once")
 	dev := c.GuestDisk("gfs0")
-	if err := onAll(c, func(n *lab.Node) error {
+	if err := c.Each(func(n *lab.Node) error {
 		out, err := n.RunOK(ctx, "mkdir -p /mnt/gfs2 && a=$(cut -d' ' -f1 /proc/uptime) && mount -t gfs2 "+dev+" /mnt/gfs2 && "+
 			"b=$(cut -d' ' -f1 /proc/uptime) && echo \"$a $b\" | awk '{printf \"%.2f\", $2-$1}'")
 		if err == nil {
@@ -124,7 +123,7 @@ func run(nodes int, keep bool) error {
 
 	total := 300 * len(c.Nodes())
 	step("Go locks across nodes: every node adds 300 to a counter in a lock value block, under EX (tests/cmd/dlmcounter, on libdlm)")
-	if err := onAll(c, func(n *lab.Node) error {
+	if err := c.Each(func(n *lab.Node) error {
 		out, err := n.RunOK(ctx, fmt.Sprintf("dlmcounter -lockspace demo -n 300 -total %d", total))
 		if err == nil {
 			fmt.Printf("    node %d: %s\n", n.ID, strings.ReplaceAll(strings.TrimSpace(out), "\n", "; "))
@@ -139,7 +138,7 @@ func run(nodes int, keep bool) error {
 		return err
 	}
 	fmt.Print(indent(out))
-	if err := onAll(c, func(n *lab.Node) error {
+	if err := c.Each(func(n *lab.Node) error {
 		_, err := n.RunOK(ctx, "umount /mnt/gfs2")
 		return err
 	}); err != nil {
@@ -154,22 +153,6 @@ func run(nodes int, keep bool) error {
 	}
 	step("done in %.1f s%s", time.Since(t0).Seconds(), map[bool]string{true: "; lab folder kept in " + c.Dir()}[keep])
 	return nil
-}
-
-// onAll runs f on every node at once and returns the first error.
-func onAll(c *lab.Cluster, f func(n *lab.Node) error) error {
-	errs := make(chan error, len(c.Nodes()))
-	var wg sync.WaitGroup
-	for _, n := range c.Nodes() {
-		wg.Go(func() {
-			if err := f(n); err != nil {
-				errs <- fmt.Errorf("node %d: %w", n.ID, err)
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	return <-errs
 }
 
 // waitQuorate waits until n's daemon reports a quorate cluster of all
