@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // Result is how a request, conversion or unlock ended: what the kernel
@@ -42,8 +43,16 @@ type pendingOp struct {
 	kind  opKind
 	mode  Mode
 	flags Flags
-	ch    chan Result  // synchronous callers
+	sync  bool         // a synchronous caller waits for it
 	done  func(Result) // asynchronous callers
+
+	// A synchronous caller usually finds its answer by reading the
+	// device itself, right after its write; it parks on ch only when
+	// the answer is not there yet. res is written before fin is set,
+	// and ch is created and taken under the lock's mutex.
+	res Result
+	fin atomic.Bool
+	ch  chan Result
 }
 
 // Lock is one lock on a resource. Its methods are safe for concurrent
@@ -65,6 +74,11 @@ type Lock struct {
 	pending  []*pendingOp
 	gone     bool // unlocked, never granted, or lost with the handle
 	children int
+
+	// Storage for the common case, to spare allocations on the lock
+	// path: the first request's operation and room for one pending one.
+	first   pendingOp
+	pendBuf [1]*pendingOp
 }
 
 // LockOption configures a lock request.
@@ -93,6 +107,7 @@ func (ls *Lockspace) newLock(name string, flags Flags, opts []LockOption) (*Lock
 	}
 	ls.nextToken++
 	l := &Lock{ls: ls, name: name, token: ls.nextToken, hasLVB: flags&ValBlk != 0, granted: ModeIV}
+	l.pending = l.pendBuf[:0]
 	for _, o := range opts {
 		o(l)
 	}
@@ -121,7 +136,7 @@ func (ls *Lockspace) forget(l *Lock) {
 // With Orphan it adopts an orphaned Persistent lock of this resource and
 // mode instead, which completes before LockAsync returns.
 func (ls *Lockspace) LockAsync(name string, mode Mode, flags Flags, done func(Result), opts ...LockOption) (*Lock, error) {
-	return ls.lock(name, mode, flags, &pendingOp{kind: opLock, mode: mode, flags: flags, done: done}, opts)
+	return ls.lock(name, mode, flags, false, done, opts)
 }
 
 // Lock requests a lock on the resource name in mode and waits until it
@@ -130,21 +145,20 @@ func (ls *Lockspace) LockAsync(name string, mode Mode, flags Flags, done func(Re
 // matches both ErrCancelled and ctx.Err(), or, if the grant won the
 // race, with the lock.
 func (ls *Lockspace) Lock(ctx context.Context, name string, mode Mode, flags Flags, opts ...LockOption) (*Lock, error) {
-	op := &pendingOp{kind: opLock, mode: mode, flags: flags, ch: make(chan Result, 1)}
-	l, err := ls.lock(name, mode, flags, op, opts)
+	l, err := ls.lock(name, mode, flags, true, nil, opts)
 	if err != nil {
 		return nil, err
 	}
 	if flags&Orphan != 0 {
 		return l, nil
 	}
-	if r := l.wait(ctx, op); r.Err != nil {
+	if r := l.wait(ctx, &l.first); r.Err != nil {
 		return nil, &OpError{Op: "lock", Resource: name, Err: r.Err}
 	}
 	return l, nil
 }
 
-func (ls *Lockspace) lock(name string, mode Mode, flags Flags, op *pendingOp, opts []LockOption) (*Lock, error) {
+func (ls *Lockspace) lock(name string, mode Mode, flags Flags, sync bool, done func(Result), opts []LockOption) (*Lock, error) {
 	if err := checkResourceName(name); err != nil {
 		return nil, &OpError{Op: "lock", Resource: name, Err: err}
 	}
@@ -156,6 +170,8 @@ func (ls *Lockspace) lock(name string, mode Mode, flags Flags, op *pendingOp, op
 		return nil, &OpError{Op: "lock", Resource: name, Err: err}
 	}
 	orphan := flags&Orphan != 0
+	op := &l.first
+	op.kind, op.mode, op.flags, op.sync, op.done = opLock, mode, flags, sync, done
 	l.mu.Lock()
 	if !orphan {
 		l.pending = append(l.pending, op)
@@ -187,22 +203,39 @@ func (ls *Lockspace) lock(name string, mode Mode, flags Flags, op *pendingOp, op
 // wait waits for op's completion; if ctx ends first it cancels the
 // operation in the kernel and waits for the kernel's answer.
 func (l *Lock) wait(ctx context.Context, op *pendingOp) Result {
-	if r, ok := l.ls.poll(op); ok {
+	ch, r, ok := l.answer(op)
+	if ok {
 		return r
 	}
 	l.ls.addNeed(1)
 	defer l.ls.addNeed(-1)
 	select {
-	case r := <-op.ch:
+	case r := <-ch:
 		return r
 	case <-ctx.Done():
 	}
 	l.Cancel() // if it cannot be cancelled, its completion still comes
-	r := <-op.ch
+	r = <-ch
 	if errors.Is(r.Err, ErrCancelled) {
 		r.Err = fmt.Errorf("%w: %w", ErrCancelled, ctx.Err())
 	}
 	return r
+}
+
+// answer returns op's result if the kernel has answered, reading the
+// callbacks already queued; otherwise the channel it will come on.
+func (l *Lock) answer(op *pendingOp) (chan Result, Result, bool) {
+	l.ls.poll(op)
+	if op.fin.Load() {
+		return nil, op.res, true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if op.fin.Load() {
+		return nil, op.res, true
+	}
+	op.ch = make(chan Result, 1)
+	return op.ch, Result{}, false
 }
 
 // Name is the resource name.
@@ -260,7 +293,7 @@ func (l *Lock) ConvertAsync(mode Mode, flags Flags, done func(Result)) error {
 // A failed conversion (ErrWouldBlock, ErrDeadlock, cancelled) leaves the
 // lock in its previous mode. ctx works as for Lockspace.Lock.
 func (l *Lock) Convert(ctx context.Context, mode Mode, flags Flags) error {
-	op := &pendingOp{kind: opConvert, mode: mode, flags: flags, ch: make(chan Result, 1)}
+	op := &pendingOp{kind: opConvert, mode: mode, flags: flags, sync: true}
 	if err := l.convert(mode, flags, op); err != nil {
 		return err
 	}
@@ -310,11 +343,12 @@ func (l *Lock) UnlockAsync(flags Flags, done func(Result)) error {
 // ForceUnlock releases it even while a request or conversion waits
 // (which then ends with ErrCancelled).
 func (l *Lock) Unlock(ctx context.Context, flags Flags) error {
-	op := &pendingOp{kind: opUnlock, flags: flags, ch: make(chan Result, 1)}
+	op := &pendingOp{kind: opUnlock, flags: flags, sync: true}
 	if err := l.unlock(flags, op); err != nil {
 		return err
 	}
-	if r, ok := l.ls.poll(op); ok {
+	ch, r, ok := l.answer(op)
+	if ok {
 		if r.Err != nil {
 			return &OpError{Op: "unlock", Resource: l.name, Err: r.Err}
 		}
@@ -323,7 +357,7 @@ func (l *Lock) Unlock(ctx context.Context, flags Flags) error {
 	l.ls.addNeed(1)
 	defer l.ls.addNeed(-1)
 	select {
-	case r := <-op.ch:
+	case r := <-ch:
 		if r.Err != nil {
 			return &OpError{Op: "unlock", Resource: l.name, Err: r.Err}
 		}
@@ -386,7 +420,7 @@ func (l *Lock) Cancel() error {
 
 // drop removes an operation whose write failed.
 func (l *Lock) drop(op *pendingOp) {
-	if op.ch == nil {
+	if !op.sync {
 		l.ls.addNeed(-1)
 	}
 	l.mu.Lock()
@@ -478,6 +512,7 @@ func (l *Lock) complete(r astResult) {
 	if op.kind == opUnlock { // a failed request is uncounted by Child
 		parent, l.parent = l.parent, nil
 	}
+	ch := op.finish(res)
 	l.mu.Unlock()
 	if gone {
 		l.ls.forget(l)
@@ -487,12 +522,27 @@ func (l *Lock) complete(r astResult) {
 			parent.mu.Unlock()
 		}
 	}
-	op.deliver(l.ls, res)
+	op.deliver(l.ls, ch, res)
 }
 
-func (op *pendingOp) deliver(ls *Lockspace, r Result) {
-	if op.ch != nil {
-		op.ch <- r
+// finish records op's result for a synchronous caller and returns the
+// channel it parked on, if it did. Called with the lock's mutex held.
+func (op *pendingOp) finish(r Result) chan Result {
+	if !op.sync {
+		return nil
+	}
+	op.res = r
+	op.fin.Store(true)
+	return op.ch
+}
+
+// deliver hands a finished operation's result to its caller: on ch to
+// a parked synchronous caller, or to an asynchronous one's callback.
+func (op *pendingOp) deliver(ls *Lockspace, ch chan Result, r Result) {
+	if op.sync {
+		if ch != nil {
+			ch <- r
+		}
 		return
 	}
 	ls.addNeed(-1)
@@ -503,19 +553,24 @@ func (op *pendingOp) deliver(ls *Lockspace, r Result) {
 
 // register counts an asynchronous operation as needing the reader.
 func (op *pendingOp) register(ls *Lockspace) {
-	if op.ch == nil {
+	if !op.sync {
 		ls.addNeed(1)
 	}
 }
 
 // abort ends every waiting operation, when the handle closes.
 func (l *Lock) abort(err error) {
+	r := Result{Err: err, Mode: ModeIV}
 	l.mu.Lock()
 	ops := l.pending
 	l.pending = nil
 	l.gone, l.granted = true, ModeIV
+	chs := make([]chan Result, len(ops))
+	for i, op := range ops {
+		chs[i] = op.finish(r)
+	}
 	l.mu.Unlock()
-	for _, op := range ops {
-		op.deliver(l.ls, Result{Err: err, Mode: ModeIV})
+	for i, op := range ops {
+		op.deliver(l.ls, chs[i], r)
 	}
 }

@@ -323,17 +323,11 @@ func (ls *Lockspace) addNeed(d int) {
 	ls.mu.Unlock()
 }
 
-// poll delivers the callbacks already queued, without waiting, and
-// tells whether op has its answer. A synchronous caller whose lock is
-// mastered here finds it queued as soon as its write returns.
-func (ls *Lockspace) poll(op *pendingOp) (Result, bool) {
-	ls.readQueued(func() bool { return len(op.ch) > 0 })
-	select {
-	case r := <-op.ch:
-		return r, true
-	default:
-		return Result{}, false
-	}
+// poll delivers the callbacks already queued, without waiting, until
+// op has its answer. A synchronous caller whose lock is mastered here
+// finds it queued as soon as its write returns.
+func (ls *Lockspace) poll(op *pendingOp) {
+	ls.readQueued(op.fin.Load)
 }
 
 // deliver hands one callback read from the device to its lock. Called
