@@ -179,12 +179,17 @@ func fillImage(im *image, kdir string, root sysroot, bins map[string]string) err
 	for _, d := range []string{"/proc", "/sys", "/dev", "/run", "/tmp", "/mnt", "/root", "/var", "/etc/dlm", "/usr/bin", "/usr/sbin", "/sbin", "/bin"} {
 		im.dir(d, 0o755)
 	}
+	// The reference stack's folders: corosync's configuration and state
+	// (its ring ids), dlm_controld's logs.
+	for _, d := range []string{"/etc/corosync", "/var/lib/corosync", "/var/log/dlm_controld"} {
+		im.dir(d, 0o755)
+	}
 	im.dir("/tmp", 0o1777)
 	im.charDev("/dev/console", 5, 1, 0o600)
 	im.symlink("/init", "/bin/busybox")
 	im.symlink("/bin/sh", "busybox")
 
-	// Debian binaries and their libraries.
+	// Debian binaries and libraries, with the libraries they need.
 	libs := map[string]string{}
 	for b, dst := range guestBinaries {
 		h, err := root.resolve(b)
@@ -193,6 +198,16 @@ func fillImage(im *image, kdir string, root sysroot, bins map[string]string) err
 		}
 		im.copyFile(dst, h, 0o755)
 		if err := root.libClosure(b, libs); err != nil {
+			return err
+		}
+	}
+	for _, l := range guestLibraries {
+		h, err := root.resolve(l)
+		if err != nil {
+			return fmt.Errorf("guest library %s: %w", l, err)
+		}
+		libs[l] = h
+		if err := root.libClosure(l, libs); err != nil {
 			return err
 		}
 	}

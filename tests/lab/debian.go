@@ -28,30 +28,50 @@ const (
 
 // guestPackages are the Debian packages whose files go into the guest
 // image: busybox for the shell and tools, ocfs2-tools for mount.ocfs2 and
-// the umount helper, the reference dlm_tool (dlm-controld) to check that
-// existing tools work against our daemon, and the libraries those need.
+// the umount helper, the reference stack (corosync with knet and Debian's
+// dlm_controld and dlm_tool, from dlm-controld) to check that existing
+// tools work against our daemon and to compare the two stacks, libdlm3
+// and libgcc-s1 for programs linked with the C libdlm, and the libraries
+// those need.
 // Nothing is taken from the host's own installation.
 var guestPackages = []string{
 	"busybox-static",
 	"ocfs2-tools",
 	"dlm-controld", "libdlmcontrol3",
-	"libc6", "libaio1", "libcom-err2", "libdlm3", "libcmap4", "libqb100",
+	"corosync", "libknet1", "libnozzle1", "libnl-3-200", "libnl-route-3-200", "libstatgrab10",
+	"libcfg7", "libcpg4", "libquorum5", "libvotequorum8", "libuuid1",
+	"libc6", "libgcc-s1", "libaio1", "libcom-err2", "libdlm3", "libcmap4", "libqb100",
 	"libcorosync-common4", "libsystemd0", "libcap2", "libgcrypt20", "libgpg-error0", "liblz4-1", "liblzma5", "libzstd1",
 }
 
 // guestBinaries are the files of guestPackages copied into the image,
 // each with its shared libraries: path in the package -> path in the
-// guest. The reference tools get their own folder, so ours keep the
-// standard names.
+// guest. The reference programs (corosync and its tools, Debian's
+// dlm_controld and dlm_tool) get their own folder, RefDir, so ours keep
+// the standard names.
 var guestBinaries = map[string]string{
-	"/bin/busybox":       "/bin/busybox",
-	"/sbin/mount.ocfs2":  "/sbin/mount.ocfs2",
-	"/sbin/ocfs2_hb_ctl": "/sbin/ocfs2_hb_ctl",
-	"/usr/sbin/dlm_tool": RefDir + "/dlm_tool",
+	"/bin/busybox":                  "/bin/busybox",
+	"/sbin/mount.ocfs2":             "/sbin/mount.ocfs2",
+	"/sbin/ocfs2_hb_ctl":            "/sbin/ocfs2_hb_ctl",
+	"/usr/sbin/dlm_tool":            RefDir + "/dlm_tool",
+	"/usr/sbin/dlm_controld":        RefDir + "/dlm_controld",
+	"/usr/sbin/corosync":            RefDir + "/corosync",
+	"/usr/sbin/corosync-quorumtool": RefDir + "/corosync-quorumtool",
+	"/usr/sbin/corosync-cfgtool":    RefDir + "/corosync-cfgtool",
+	"/usr/sbin/corosync-cmapctl":    RefDir + "/corosync-cmapctl",
+}
+
+// guestLibraries are shared libraries of guestPackages copied into the
+// image at the same path, each with the libraries it needs, for programs
+// the tests copy in: the C libdlm (threaded), and libgcc_s, which glibc
+// loads at run time for pthread_cancel and unwinding.
+var guestLibraries = []string{
+	"/usr/lib/x86_64-linux-gnu/libdlm.so.3",
+	"/lib/x86_64-linux-gnu/libgcc_s.so.1",
 }
 
 // RefDir is the guest folder holding the reference implementation's
-// programs (Debian's dlm-controld).
+// programs: corosync and its tools, Debian's dlm_controld and dlm_tool.
 const RefDir = "/usr/lib/godlm/ref"
 
 // libDirs are where the dynamic loader looks, in the extracted packages
