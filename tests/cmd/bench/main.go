@@ -1,10 +1,14 @@
 // Command bench is what `make bench` runs: godlm side by side with the
-// reference, in the same VMs, on the same kernel, in one run. It prints
-// one table (measure, reference, ours, ratio, runs, min/median/max) and
-// writes it to BENCHMARKS.md with the date, the machine and the command.
+// reference (Debian's corosync + dlm_controld, and the C libdlm), in the
+// same VMs, on the same kernel, in one run. It prints one table
+// (measure, reference, ours, ratio, runs, min/median/max) and writes it
+// to BENCHMARKS.md with the date, the machine and the command.
 //
-// Each scenario is one function that returns its samples; add one to
-// scenarios to add a row.
+// There are two kinds of scenario. A cluster step (clusterSteps, in
+// cluster.go) runs inside every booted 3-node cluster, once per stack
+// and run, and records samples for the stack it runs on. A scenario
+// (scenarios) boots what it needs and measures both sides itself, as
+// the library comparisons do. Adding either is one function.
 package main
 
 import (
@@ -16,7 +20,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -27,17 +30,46 @@ import (
 type Measure struct {
 	Name   string
 	Unit   string
-	Higher bool // higher is better (a rate); else lower (a time)
+	Higher bool // higher is better (a rate); else lower (a time, a size)
+	Note   string
 	Ref    []float64
 	Ours   []float64
-	Note   string
 }
 
-// Env is what scenarios share: the number of runs and the built
-// programs. Each scenario boots the VMs it needs with Boot.
+// Env is what scenarios share: the number of runs, the built programs
+// and the table being filled.
 type Env struct {
 	Runs int
 	Bin  map[string]string // name -> host path of a guest program
+
+	measures []*Measure // in the order first recorded
+}
+
+// measure returns the row named m.Name, adding m as a new row the first
+// time.
+func (e *Env) measure(m Measure) *Measure {
+	for _, x := range e.measures {
+		if x.Name == m.Name {
+			return x
+		}
+	}
+	e.measures = append(e.measures, &m)
+	return &m
+}
+
+// record adds one sample to the row m, on the reference side or ours.
+func (e *Env) record(m Measure, ref bool, v float64) {
+	row := e.measure(m)
+	if ref {
+		row.Ref = append(row.Ref, v)
+	} else {
+		row.Ours = append(row.Ours, v)
+	}
+	side := "ours"
+	if ref {
+		side = "reference"
+	}
+	fmt.Printf("    %s: %s %s\n", m.Name, side, format(v, m.Unit))
 }
 
 // Boot starts a lab cluster; the caller closes it with Done.
@@ -52,10 +84,10 @@ func Done(c *lab.Cluster) {
 	c.RemoveDir()
 }
 
-// scenario measures one thing on both sides.
-type scenario func(ctx context.Context, env *Env) ([]Measure, error)
+// scenario measures both sides itself.
+type scenario func(ctx context.Context, env *Env) error
 
-var scenarios = []scenario{libdlmPairsOneNode}
+var scenarios = []scenario{libdlmPairsOneNode, clusterRuns}
 
 func main() {
 	runs := flag.Int("runs", 5, "runs per side and scenario")
@@ -68,6 +100,9 @@ func main() {
 }
 
 func run(runs int, out string) error {
+	if runs < 1 {
+		return fmt.Errorf("-runs %d: at least 1", runs)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	t0 := time.Now()
@@ -76,102 +111,60 @@ func run(runs int, out string) error {
 		return err
 	}
 	env := &Env{Runs: runs, Bin: bins}
-	var all []Measure
 	for _, s := range scenarios {
-		ms, err := s(ctx, env)
-		if err != nil {
+		if err := s(ctx, env); err != nil {
 			return err
 		}
-		all = append(all, ms...)
 	}
-	table := render(all)
+	for _, m := range env.measures {
+		if len(m.Ref) == 0 || len(m.Ours) == 0 {
+			return fmt.Errorf("%s: %d reference and %d samples of ours", m.Name, len(m.Ref), len(m.Ours))
+		}
+	}
+	table := render(env.measures)
 	fmt.Print(table)
-	doc := header(runs, time.Since(t0)) + table + notes(all)
+	doc := header(runs, time.Since(t0)) + table + notes(env.measures)
 	return os.WriteFile(out, []byte(doc), 0o644)
 }
 
 // buildPrograms builds the Go benchmark static and the C one against
-// Debian's libdlm-dev.
+// Debian's libdlm-dev, with libdlm_lt and with the threaded libdlm.
 func buildPrograms(ctx context.Context) (map[string]string, error) {
 	dir, err := os.MkdirTemp("", "godlm-bench-")
 	if err != nil {
 		return nil, err
 	}
-	bins := map[string]string{"gobench": filepath.Join(dir, "gobench"), "dlmbench": filepath.Join(dir, "dlmbench")}
+	bins := map[string]string{}
+	for _, b := range []string{"gobench", "dlmbench", "dlmbench-mt"} {
+		bins[b] = filepath.Join(dir, b)
+	}
 	gb := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bins["gobench"], "./tests/bench/gobench")
 	gb.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := gb.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("build gobench: %v\n%s", err, out)
 	}
-	if out, err := exec.CommandContext(ctx, "cc", "-O2", "-o", bins["dlmbench"], "tests/bench/cbench/dlmbench.c", "-ldlm_lt").CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("build dlmbench (needs libdlm-dev; scripts/prereqs.sh installs it): %v\n%s", err, out)
+	for _, c := range [][]string{
+		{"-o", bins["dlmbench"], "tests/bench/cbench/dlmbench.c", "-ldlm_lt"},
+		{"-DTHREADED", "-pthread", "-o", bins["dlmbench-mt"], "tests/bench/cbench/dlmbench.c", "-ldlm"},
+	} {
+		args := append([]string{"-O2", "-Wall"}, c...)
+		if out, err := exec.CommandContext(ctx, "cc", args...).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("build %s (needs libdlm-dev; scripts/prereqs.sh installs it): %v\n%s", filepath.Base(c[len(c)-3]), err, out)
+		}
 	}
 	return bins, nil
 }
 
-// libdlmPairsOneNode: EX lock + unlock pairs per second on one node,
-// uncontended, through the C libdlm and through our Go binding, in the
-// same guest, alternating runs; in a one-vCPU guest and a two-vCPU one.
-func libdlmPairsOneNode(ctx context.Context, env *Env) ([]Measure, error) {
-	var ms []Measure
-	for _, cpus := range []int{1, 2} {
-		c, err := env.Boot(ctx, lab.Config{Nodes: 1, CPUs: cpus, LoadClusterModules: true})
-		if err != nil {
-			return nil, err
-		}
-		m, err := libdlmPairs(ctx, env, c, cpus)
-		Done(c)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, m)
-	}
-	return ms, nil
-}
-
-func libdlmPairs(ctx context.Context, env *Env, c *lab.Cluster, cpus int) (Measure, error) {
-	fail := func(err error) (Measure, error) { return Measure{}, err }
-	n := c.Node(1)
-	if err := n.StartDLMControld(ctx, c.DLMConf()); err != nil {
-		return fail(err)
-	}
-	for _, b := range []string{"gobench", "dlmbench"} {
-		if err := n.CopyIn(ctx, env.Bin[b], "/tmp/"+b); err != nil {
-			return fail(err)
-		}
-	}
-	const pairs = 20000
-	m := Measure{Name: fmt.Sprintf("libdlm lock+unlock pairs/s, 1 node, uncontended, %d-vCPU guest", cpus), Unit: "pairs/s", Higher: true,
-		Note: "C libdlm (libdlm_lt, dlm_ls_lock_wait/dlm_ls_unlock_wait) vs our Go libdlm (Lock/Unlock), " +
-			strconv.Itoa(pairs) + " pairs per run, one warm-up run each, runs alternating in one guest; both over our dlm_controld (on one node the daemon is not on the lock path). " +
-			"Both make the same four syscalls per pair (two writes, two reads); profiles of the Go side put most of its time inside the write(2) calls"}
-	sample := func(prog string) (float64, error) {
-		out, err := n.RunOK(ctx, fmt.Sprintf("/tmp/%s bench res %d", prog, pairs))
-		if err != nil {
-			return 0, err
-		}
-		for _, f := range strings.Fields(out) {
-			if v, ok := strings.CutPrefix(f, "rate="); ok {
-				return strconv.ParseFloat(v, 64)
+// copyPrograms puts the benchmark programs in /tmp of every node of c.
+func copyPrograms(ctx context.Context, env *Env, c *lab.Cluster) error {
+	return c.Each(func(n *lab.Node) error {
+		for name, path := range env.Bin {
+			if err := n.CopyIn(ctx, path, "/tmp/"+name); err != nil {
+				return err
 			}
 		}
-		return 0, fmt.Errorf("%s: no rate in %q", prog, out)
-	}
-	for i := -1; i < env.Runs; i++ {
-		cr, err := sample("dlmbench")
-		if err != nil {
-			return fail(err)
-		}
-		g, err := sample("gobench")
-		if err != nil {
-			return fail(err)
-		}
-		if i >= 0 { // the first round warms up
-			m.Ref, m.Ours = append(m.Ref, cr), append(m.Ours, g)
-		}
-		fmt.Printf("    %d vCPU run %d: C %.0f, Go %.0f pairs/s\n", cpus, i+1, cr, g)
-	}
-	return m, nil
+		return nil
+	})
 }
 
 func median(xs []float64) float64 {
@@ -183,24 +176,58 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-func spread(xs []float64) string {
-	return fmt.Sprintf("%.0f / %.0f / %.0f", slices.Min(xs), median(xs), slices.Max(xs))
+// decimals is how many decimals numbers of the size of v get.
+func decimals(v float64) int {
+	switch {
+	case v >= 100:
+		return 0
+	case v >= 10:
+		return 1
+	}
+	return 2
 }
 
-func render(ms []Measure) string {
+// format prints v in unit with sensible precision.
+func format(v float64, unit string) string {
+	return fmt.Sprintf("%.*f %s", decimals(v), v, unit)
+}
+
+// spread prints min / median / max, all with the median's precision.
+func spread(xs []float64) string {
+	m := median(xs)
+	d := decimals(m)
+	return fmt.Sprintf("%.*f / %.*f / %.*f", d, slices.Min(xs), d, m, d, slices.Max(xs))
+}
+
+// render prints the table. The ratio is ours/reference for rates and
+// reference/ours for times and sizes, so that above 1 always means
+// godlm does better.
+func render(ms []*Measure) string {
 	var b strings.Builder
-	b.WriteString("| measure | reference (median) | ours (median) | ratio ours/ref | runs | reference min/median/max | ours min/median/max |\n")
+	b.WriteString("| measure | reference (median) | ours (median) | ours vs reference | runs (ref/ours) | reference min / median / max | ours min / median / max |\n")
 	b.WriteString("| --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, m := range ms {
 		r, o := median(m.Ref), median(m.Ours)
-		better := "higher is better"
+		better, ratio := "higher is better", o/r
 		if !m.Higher {
-			better = "lower is better"
+			better, ratio = "lower is better", r/o
 		}
-		fmt.Fprintf(&b, "| %s (%s) | %.0f %s | %.0f %s | %.2f | %d | %s | %s |\n",
-			m.Name, better, r, m.Unit, o, m.Unit, o/r, len(m.Ours), spread(m.Ref), spread(m.Ours))
+		fmt.Fprintf(&b, "| %s (%s, %s) | %s | %s | %s | %d/%d | %s | %s |\n",
+			m.Name, m.Unit, better, format(r, m.Unit), format(o, m.Unit), verdict(ratio, m.Higher),
+			len(m.Ref), len(m.Ours), spread(m.Ref), spread(m.Ours))
 	}
 	return b.String()
+}
+
+// verdict words a ratio (above 1: godlm better) for the table.
+func verdict(ratio float64, higher bool) string {
+	if higher {
+		return fmt.Sprintf("%.2f× the rate", ratio)
+	}
+	if ratio >= 1 {
+		return fmt.Sprintf("%.2f× less", ratio)
+	}
+	return fmt.Sprintf("%.2f× more", 1/ratio)
 }
 
 func cpuModel() string {
@@ -216,9 +243,11 @@ func cpuModel() string {
 func header(runs int, took time.Duration) string {
 	return fmt.Sprintf(`# Benchmarks
 
-godlm side by side with the reference, measured in the same QEMU VMs (software
-emulation, no KVM), on the same kernel (Debian %s), in one run.
-Ratios, not absolute numbers, are what carries over to other machines.
+godlm side by side with the reference stack (Debian bookworm's corosync
+3.1.7 + dlm_controld 4.2.0 and its C libdlm), measured in the same QEMU
+VMs (software emulation, no KVM), on the same kernel (Debian %s), in
+one run. Ratios, not absolute numbers, are what carries over to other
+machines; "ours vs reference" above 1 means godlm does better.
 
 - date: %s
 - machine: %d cores, %s
@@ -227,7 +256,7 @@ Ratios, not absolute numbers, are what carries over to other machines.
 `, lab.KernelRelease, time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), cpuModel(), runs, took.Round(time.Second))
 }
 
-func notes(ms []Measure) string {
+func notes(ms []*Measure) string {
 	var b strings.Builder
 	b.WriteString("\nHow each row was measured:\n\n")
 	for _, m := range ms {
