@@ -76,9 +76,12 @@ type Lock struct {
 	children int
 
 	// Storage for the common case, to spare allocations on the lock
-	// path: the first request's operation and room for one pending one.
-	first   pendingOp
-	pendBuf [1]*pendingOp
+	// path: the first request's operation, the first synchronous
+	// unlock's, and room for one pending operation.
+	first    pendingOp
+	last     pendingOp
+	lastUsed bool
+	pendBuf  [1]*pendingOp
 }
 
 // LockOption configures a lock request.
@@ -225,7 +228,7 @@ func (l *Lock) wait(ctx context.Context, op *pendingOp) Result {
 // answer returns op's result if the kernel has answered, reading the
 // callbacks already queued; otherwise the channel it will come on.
 func (l *Lock) answer(op *pendingOp) (chan Result, Result, bool) {
-	l.ls.poll(op)
+	l.ls.poll(l, op)
 	if op.fin.Load() {
 		return nil, op.res, true
 	}
@@ -335,7 +338,8 @@ func (l *Lock) convert(mode Mode, flags Flags, op *pendingOp) error {
 
 // UnlockAsync unlocks; done gets the Result (Err nil when unlocked).
 func (l *Lock) UnlockAsync(flags Flags, done func(Result)) error {
-	return l.unlock(flags, &pendingOp{kind: opUnlock, flags: flags, done: done})
+	_, err := l.unlock(flags, false, done)
+	return err
 }
 
 // Unlock releases the lock and waits for the kernel. With ValBlk it
@@ -343,8 +347,8 @@ func (l *Lock) UnlockAsync(flags Flags, done func(Result)) error {
 // ForceUnlock releases it even while a request or conversion waits
 // (which then ends with ErrCancelled).
 func (l *Lock) Unlock(ctx context.Context, flags Flags) error {
-	op := &pendingOp{kind: opUnlock, flags: flags, sync: true}
-	if err := l.unlock(flags, op); err != nil {
+	op, err := l.unlock(flags, true, nil)
+	if err != nil {
 		return err
 	}
 	ch, r, ok := l.answer(op)
@@ -368,24 +372,31 @@ func (l *Lock) Unlock(ctx context.Context, flags Flags) error {
 	}
 }
 
-func (l *Lock) unlock(flags Flags, op *pendingOp) error {
+func (l *Lock) unlock(flags Flags, sync bool, done func(Result)) (*pendingOp, error) {
 	if err := checkUnlock(flags, l.hasLVB); err != nil {
-		return &OpError{Op: "unlock", Resource: l.name, Err: err}
+		return nil, &OpError{Op: "unlock", Resource: l.name, Err: err}
 	}
 	l.mu.Lock()
 	if l.gone {
 		l.mu.Unlock()
-		return &OpError{Op: "unlock", Resource: l.name, Err: ErrUnlocked}
+		return nil, &OpError{Op: "unlock", Resource: l.name, Err: ErrUnlocked}
 	}
 	if l.children > 0 {
 		n := l.children
 		l.mu.Unlock()
-		return &OpError{Op: "unlock", Resource: l.name, Err: fmt.Errorf("%w: %d child locks are still held", ErrBusy, n)}
+		return nil, &OpError{Op: "unlock", Resource: l.name, Err: fmt.Errorf("%w: %d child locks are still held", ErrBusy, n)}
 	}
 	if len(l.pending) > 0 && flags&ForceUnlock == 0 {
 		l.mu.Unlock()
-		return &OpError{Op: "unlock", Resource: l.name, Err: fmt.Errorf("%w: a request or conversion is in progress (Cancel it, or use ForceUnlock)", ErrBusy)}
+		return nil, &OpError{Op: "unlock", Resource: l.name, Err: fmt.Errorf("%w: a request or conversion is in progress (Cancel it, or use ForceUnlock)", ErrBusy)}
 	}
+	op := &l.last
+	if !sync || l.lastUsed {
+		op = new(pendingOp)
+	} else {
+		l.lastUsed = true
+	}
+	op.kind, op.flags, op.sync, op.done = opUnlock, flags, sync, done
 	l.pending = append(l.pending, op)
 	op.register(l.ls)
 	var lvb *[LVBLen]byte
@@ -396,9 +407,9 @@ func (l *Lock) unlock(flags Flags, op *pendingOp) error {
 	l.mu.Unlock()
 	if _, err := l.ls.write(b); err != nil {
 		l.drop(op)
-		return &OpError{Op: "unlock", Resource: l.name, Err: writeError(err)}
+		return nil, &OpError{Op: "unlock", Resource: l.name, Err: writeError(err)}
 	}
-	return nil
+	return op, nil
 }
 
 // Cancel cancels the request or conversion in progress, which then ends

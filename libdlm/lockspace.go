@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -42,6 +43,7 @@ type Lockspace struct {
 	locks     map[uint64]*Lock // by token
 	nextToken uint64
 	closed    bool
+	closing   atomic.Bool // closed, readable without mu on the write path
 	// need counts what waits for a callback nobody else will read: async
 	// operations, locks with a blocking callback, synchronous callers
 	// whose answer was not queued yet. The reader goroutine waits in the
@@ -192,6 +194,7 @@ func (ls *Lockspace) Close() error {
 		return nil
 	}
 	ls.closed = true
+	ls.closing.Store(true)
 	ls.needCond.Broadcast()
 	ls.mu.Unlock()
 	var one [8]byte
@@ -281,15 +284,16 @@ func (ls *Lockspace) readLoop() {
 			return // the device is gone
 		}
 		if fds[0].Revents&unix.POLLIN != 0 {
-			ls.readQueued(nil)
+			ls.readQueued(nil, nil)
 		}
 	}
 }
 
 // readQueued reads and delivers the callbacks queued now, without
 // waiting, until done reports true or none is left; it reports false if
-// another reader holds the device.
-func (ls *Lockspace) readQueued(done func() bool) bool {
+// another reader holds the device. A callback for hint (may be nil) is
+// delivered to it without looking its token up.
+func (ls *Lockspace) readQueued(done func() bool, hint *Lock) bool {
 	if !ls.rmu.TryLock() {
 		return false
 	}
@@ -308,7 +312,7 @@ func (ls *Lockspace) readQueued(done func() bool) bool {
 		if err != nil {
 			return true
 		}
-		ls.deliver(ls.buf[:n])
+		ls.deliver(ls.buf[:n], hint)
 	}
 	return true
 }
@@ -324,15 +328,15 @@ func (ls *Lockspace) addNeed(d int) {
 }
 
 // poll delivers the callbacks already queued, without waiting, until
-// op has its answer. A synchronous caller whose lock is mastered here
-// finds it queued as soon as its write returns.
-func (ls *Lockspace) poll(op *pendingOp) {
-	ls.readQueued(op.fin.Load)
+// op, an operation of l, has its answer. A synchronous caller whose lock
+// is mastered here finds it queued as soon as its write returns.
+func (ls *Lockspace) poll(l *Lock, op *pendingOp) {
+	ls.readQueued(op.fin.Load, l)
 }
 
-// deliver hands one callback read from the device to its lock. Called
-// with rmu held.
-func (ls *Lockspace) deliver(b []byte) {
+// deliver hands one callback read from the device to its lock (hint,
+// if the token is its). Called with rmu held.
+func (ls *Lockspace) deliver(b []byte, hint *Lock) {
 	r, err := decodeResult(b)
 	if err != nil {
 		return // not ours: nothing to deliver it to
@@ -340,9 +344,12 @@ func (ls *Lockspace) deliver(b []byte) {
 	if r.lvb != nil {
 		r.lvb = append([]byte(nil), r.lvb...)
 	}
-	ls.mu.Lock()
-	l := ls.locks[r.token]
-	ls.mu.Unlock()
+	l := hint
+	if l == nil || l.token != r.token {
+		ls.mu.Lock()
+		l = ls.locks[r.token]
+		ls.mu.Unlock()
+	}
 	if l == nil {
 		return
 	}
@@ -356,10 +363,7 @@ func (ls *Lockspace) deliver(b []byte) {
 // write issues one request to the device and recycles its buffer.
 func (ls *Lockspace) write(b []byte) (int, error) {
 	defer putReq(b)
-	ls.mu.Lock()
-	closed := ls.closed
-	ls.mu.Unlock()
-	if closed {
+	if ls.closing.Load() {
 		return 0, ErrClosed
 	}
 	ls.fdmu.RLock()
