@@ -206,6 +206,12 @@ func (ls *Lockspace) lock(name string, mode Mode, flags Flags, sync bool, done f
 // wait waits for op's completion; if ctx ends first it cancels the
 // operation in the kernel and waits for the kernel's answer.
 func (l *Lock) wait(ctx context.Context, op *pendingOp) Result {
+	if r, err := l.readUntil(ctx, op, true); err == nil {
+		if errors.Is(r.Err, ErrCancelled) && ctx.Err() != nil {
+			r.Err = fmt.Errorf("%w: %w", ErrCancelled, ctx.Err())
+		}
+		return r
+	}
 	ch, r, ok := l.answer(op)
 	if ok {
 		return r
@@ -223,6 +229,20 @@ func (l *Lock) wait(ctx context.Context, op *pendingOp) Result {
 		r.Err = fmt.Errorf("%w: %w", ErrCancelled, ctx.Err())
 	}
 	return r
+}
+
+// readUntil waits for op by reading the device in the caller, as long
+// as nobody else is reading it (see Lockspace.readUntil); it returns
+// ErrBusy at once if somebody is.
+func (l *Lock) readUntil(ctx context.Context, op *pendingOp, cancel bool) (Result, error) {
+	if op.fin.Load() {
+		return op.res, nil
+	}
+	if !l.ls.rmu.TryLock() {
+		return Result{}, ErrBusy
+	}
+	defer l.ls.rmu.Unlock()
+	return l.ls.readUntil(ctx, l, op, cancel)
 }
 
 // answer returns op's result if the kernel has answered, reading the
@@ -350,6 +370,17 @@ func (l *Lock) Unlock(ctx context.Context, flags Flags) error {
 	op, err := l.unlock(flags, true, nil)
 	if err != nil {
 		return err
+	}
+	r, err := l.readUntil(ctx, op, false)
+	if err == nil {
+		if r.Err != nil {
+			return &OpError{Op: "unlock", Resource: l.name, Err: r.Err}
+		}
+		return nil
+	}
+	if errors.Is(err, errGaveUp) {
+		// An unlock cannot be cancelled; it completes in the kernel.
+		return &OpError{Op: "unlock", Resource: l.name, Err: ctx.Err()}
 	}
 	ch, r, ok := l.answer(op)
 	if ok {

@@ -1,6 +1,7 @@
 package libdlm
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -28,7 +29,8 @@ type Lockspace struct {
 	// more than the lock operation. The reader goroutine waits in
 	// poll(2) instead, and only while something needs it.
 	fd   int
-	efd  int          // eventfd that wakes the reader at Close
+	efd  int          // eventfd that wakes every poller at Close
+	wfd  int          // eventfd that wakes a caller polling the device, when its context ends
 	fdmu sync.RWMutex // held shared around syscalls on fd, exclusively to close it
 
 	// rmu serialises reading the device and delivering what was read, so
@@ -166,7 +168,13 @@ func openDevice(name string, minor int, o lsOptions) (*Lockspace, error) {
 				unix.Close(fd)
 				return nil, fmt.Errorf("libdlm: open lockspace %q: %w", name, err)
 			}
-			ls := &Lockspace{name: name, root: o.root, fd: fd, efd: efd, buf: make([]byte, resultSizeWithLV),
+			wfd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+			if err != nil {
+				unix.Close(fd)
+				unix.Close(efd)
+				return nil, fmt.Errorf("libdlm: open lockspace %q: %w", name, err)
+			}
+			ls := &Lockspace{name: name, root: o.root, fd: fd, efd: efd, wfd: wfd, buf: make([]byte, resultSizeWithLV),
 				locks: map[uint64]*Lock{}, readerDone: make(chan struct{}), cb: newCallbackQueue()}
 			ls.needCond = sync.NewCond(&ls.mu)
 			go ls.readLoop()
@@ -199,11 +207,12 @@ func (ls *Lockspace) Close() error {
 	ls.mu.Unlock()
 	var one [8]byte
 	one[0] = 1
-	unix.Write(ls.efd, one[:]) // wakes the reader from poll(2)
+	unix.Write(ls.efd, one[:]) // wakes the pollers
 	<-ls.readerDone
 	ls.fdmu.Lock()
 	err := unix.Close(ls.fd)
 	unix.Close(ls.efd)
+	unix.Close(ls.wfd)
 	ls.fd = -1
 	ls.fdmu.Unlock()
 	ls.mu.Lock()
@@ -284,7 +293,11 @@ func (ls *Lockspace) readLoop() {
 			return // the device is gone
 		}
 		if fds[0].Revents&unix.POLLIN != 0 {
-			ls.readQueued(nil, nil)
+			// A caller polling the device itself holds rmu and delivers
+			// what it reads; wait for it rather than spin on poll(2).
+			ls.rmu.Lock()
+			ls.drain(nil, nil)
+			ls.rmu.Unlock()
 		}
 	}
 }
@@ -298,11 +311,17 @@ func (ls *Lockspace) readQueued(done func() bool, hint *Lock) bool {
 		return false
 	}
 	defer ls.rmu.Unlock()
+	ls.drain(done, hint)
+	return true
+}
+
+// drain is readQueued with rmu held.
+func (ls *Lockspace) drain(done func() bool, hint *Lock) {
 	for done == nil || !done() {
 		ls.fdmu.RLock()
 		if ls.fd < 0 {
 			ls.fdmu.RUnlock()
-			return true
+			return
 		}
 		n, err := rawRead(ls.fd, ls.buf)
 		ls.fdmu.RUnlock()
@@ -310,11 +329,82 @@ func (ls *Lockspace) readQueued(done func() bool, hint *Lock) bool {
 			continue
 		}
 		if err != nil {
-			return true
+			return
 		}
 		ls.deliver(ls.buf[:n], hint)
 	}
-	return true
+}
+
+// errGaveUp ends readUntil when the caller's context ended and its
+// operation cannot be cancelled.
+var errGaveUp = errors.New("libdlm: stopped waiting")
+
+// readUntil waits for op, an operation of l, by polling and reading the
+// device itself, as the C library's synchronous calls do: no other
+// goroutine or thread is woken for the answer. It delivers whatever
+// else it reads on the way. Called with rmu held. If ctx ends, it
+// cancels op in the kernel (when cancel is set) and goes on waiting for
+// the kernel's answer, or returns errGaveUp. It returns ErrClosed when
+// the handle closes first; op then ends through Close.
+func (ls *Lockspace) readUntil(ctx context.Context, l *Lock, op *pendingOp, cancel bool) (Result, error) {
+	// The common case first: the answer is already queued.
+	if ls.drain(op.fin.Load, l); op.fin.Load() {
+		return op.res, nil
+	}
+	fds := []unix.PollFd{{Fd: int32(ls.fd), Events: unix.POLLIN}, {Fd: int32(ls.efd), Events: unix.POLLIN}, {Fd: int32(ls.wfd), Events: unix.POLLIN}}
+	cancelled := false
+	var stop func() bool
+	defer func() {
+		if stop != nil {
+			stop()
+		}
+	}()
+	for {
+		ls.drain(op.fin.Load, l)
+		if op.fin.Load() {
+			return op.res, nil
+		}
+		if ctx.Err() != nil && !cancelled {
+			if !cancel {
+				return Result{}, errGaveUp
+			}
+			cancelled = true
+			l.Cancel() // if it cannot be cancelled, its completion still comes
+			continue
+		}
+		if stop == nil && ctx.Done() != nil && !cancelled {
+			stop = context.AfterFunc(ctx, ls.wake)
+		}
+		ls.fdmu.RLock()
+		if ls.fd < 0 {
+			ls.fdmu.RUnlock()
+			return Result{}, ErrClosed
+		}
+		_, err := unix.Poll(fds, -1)
+		ls.fdmu.RUnlock()
+		if err != nil && err != unix.EINTR {
+			return Result{}, fmt.Errorf("libdlm: poll: %w", err)
+		}
+		if fds[1].Revents != 0 {
+			return Result{}, ErrClosed
+		}
+		if fds[2].Revents != 0 {
+			var b [8]byte
+			unix.Read(ls.wfd, b[:])
+		}
+	}
+}
+
+// wake interrupts a caller polling the device in readUntil.
+func (ls *Lockspace) wake() {
+	ls.fdmu.RLock()
+	defer ls.fdmu.RUnlock()
+	if ls.fd < 0 { // closed, and wfd with it
+		return
+	}
+	var one [8]byte
+	one[0] = 1
+	unix.Write(ls.wfd, one[:])
 }
 
 // addNeed changes the count of waiters that need the reader goroutine.

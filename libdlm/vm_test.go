@@ -510,3 +510,87 @@ func TestVMNoGoroutineLeak(t *testing.T) {
 		t.Errorf("%d goroutines before, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
 	}
 }
+
+// TestVMCloseWhileWaiting closes a handle while a synchronous request
+// on it waits behind another handle's lock: the request ends with
+// ErrClosed, at once.
+func TestVMCloseWhileWaiting(t *testing.T) {
+	ctx := ctx10(t)
+	holder := vmLockspace(t)
+	h, err := holder.Lock(ctx, "closewait", ModeEX, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Unlock(ctx, 0)
+	ls, err := OpenLockspace("vmtest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := ls.Lock(ctx, "closewait", ModeEX, 0)
+		errc <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // queued, its caller waiting on the device
+	t0 := time.Now()
+	ls.Close()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrClosed) {
+			t.Errorf("waiting request at close: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a waiting Lock did not return after Close")
+	}
+	if d := time.Since(t0); d > time.Second {
+		t.Errorf("Close and the waiting Lock took %v", d)
+	}
+}
+
+// TestVMWaitersAndCallbacks has synchronous callers wait while the
+// library's reader goroutine also runs (a lock with a blocking
+// callback needs it): every grant and every callback arrives.
+func TestVMWaitersAndCallbacks(t *testing.T) {
+	ctx := ctx10(t)
+	ls := vmLockspace(t)
+	other := vmLockspace(t)
+	basts := make(chan Mode, 16)
+	cb, err := ls.Lock(ctx, "watched", ModePR, 0, WithBlockingCallback(func(m Mode) { basts <- m }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		h, err := other.Lock(ctx, "busy", ModeEX, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			time.Sleep(50 * time.Millisecond)
+			h.Unlock(ctx, 0)
+		}()
+		l, err := ls.Lock(ctx, "busy", ModeEX, 0) // waits for the unlock
+		if err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		if err := l.Unlock(ctx, 0); err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+	}
+	// The watched lock's callback still arrives, while a caller waits.
+	w, err := other.LockAsync("watched", ModeEX, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-basts:
+		if m != ModeEX {
+			t.Errorf("blocking callback for %v, want EX", m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no blocking callback")
+	}
+	if err := cb.Unlock(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	_ = w
+}
