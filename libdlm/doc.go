@@ -26,7 +26,11 @@
 // # Differences from the C libdlm
 //
 // Blocking callbacks get the mode that is blocked. Synchronous calls
-// need no dispatch thread and cannot hang for want of one. Unlocking with
+// need no dispatch thread and cannot hang for want of one: the caller
+// reads its own answer from the device, as libdlm_lt's calls do, and
+// yet any number of goroutines may call at once. A goroutine of the
+// library reads the device only for asynchronous operations and
+// blocking callbacks, or for a caller while another one is reading. Unlocking with
 // ValBlk writes the value the caller set, never uninitialised bytes.
 // Creating and releasing report the kernel's errors.
 //

@@ -8,6 +8,9 @@
 //	  node: "lead" holds a gate lock, prints "ready" and starts when the
 //	  blocking callback tells it "follow" has asked for the gate;
 //	  "follow" starts when it gets the gate.
+//	gobench LOCKSPACE RESOURCE SECONDS hold
+//	  holds an NL lock on RESOURCE for SECONDS (so that this node
+//	  masters it), printing "ready" once granted.
 //
 // It prints pairs=<n> seconds=<s> rate=<pairs/s>. GOBENCH_CPUPROFILE
 // names a file for a CPU profile.
@@ -33,7 +36,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) != 3 && len(args) != 4 {
-		fmt.Fprintln(os.Stderr, "usage: gobench LOCKSPACE RESOURCE COUNT\n       gobench LOCKSPACE RESOURCE SECONDS lead|follow")
+		fmt.Fprintln(os.Stderr, "usage: gobench LOCKSPACE RESOURCE COUNT\n       gobench LOCKSPACE RESOURCE SECONDS lead|follow|hold")
 		os.Exit(2)
 	}
 	n, err := strconv.ParseFloat(args[2], 64)
@@ -56,6 +59,14 @@ func run(args []string) error {
 	}
 	defer ls.Close()
 	ctx := context.Background()
+	if len(args) == 4 && args[3] == "hold" {
+		if _, err := ls.Lock(ctx, args[1], libdlm.ModeNL, 0); err != nil {
+			return err
+		}
+		fmt.Println("ready")
+		time.Sleep(time.Duration(n * float64(time.Second)))
+		return nil
+	}
 	if len(args) == 4 {
 		if err := gate(ctx, ls, args[3]); err != nil {
 			return err
@@ -106,5 +117,5 @@ func gate(ctx context.Context, ls *libdlm.Lockspace, role string) error {
 		}
 		return g.Unlock(ctx, 0)
 	}
-	return fmt.Errorf("role %q: want lead or follow", role)
+	return fmt.Errorf("role %q: want lead, follow or hold", role)
 }

@@ -61,7 +61,7 @@ func (r *clusterRun) record(m Measure, v float64) { r.env.record(m, r.st.ref, v)
 // order; the first starts the stack.
 type clusterStep func(ctx context.Context, r *clusterRun) error
 
-var clusterSteps = []clusterStep{coldStart, joinOne, joinThree, gfs2Mount, contendedPairs, daemonMemory}
+var clusterSteps = []clusterStep{coldStart, joinOne, joinThree, gfs2Mount, remotePairs, contendedPairs, daemonMemory}
 
 // clusterRuns boots a 3-node cluster per stack and run, alternating
 // which stack goes first, and runs every cluster step in it.
@@ -285,6 +285,49 @@ func gfs2Mount(ctx context.Context, r *clusterRun) error {
 		_, err := n.RunOK(ctx, "umount /mnt/gfs2")
 		return err
 	})
+}
+
+// pairsRemote is the number of lock+unlock pairs per remote run.
+const pairsRemote = 300
+
+// remotePairs runs EX lock+unlock pairs on node 2 on a resource that
+// node 1 masters (it holds an NL lock on it, which blocks nothing), with
+// the C libdlm_lt and with our Go binding: every request and every
+// unlock is a round trip to node 1, without contention.
+func remotePairs(ctx context.Context, r *clusterRun) error {
+	holder, n := r.c.Node(1), r.c.Node(2)
+	ls, res := fmt.Sprintf("remote%d", r.run), "res"
+	out := "/tmp/" + ls + ".hold"
+	if _, err := holder.RunOK(ctx, fmt.Sprintf("/tmp/gobench %s %s 600 hold >%s 2>&1 </dev/null & echo $! >%s.pid", ls, res, out, out)); err != nil {
+		return err
+	}
+	if err := waitFile(ctx, holder, out, "ready", time.Minute); err != nil {
+		return err
+	}
+	progs := []struct {
+		prog string
+		ref  bool
+	}{{"dlmbench", true}, {"gobench", false}}
+	if r.run%2 == 1 {
+		progs[0], progs[1] = progs[1], progs[0]
+	}
+	for _, p := range progs {
+		o, err := n.RunOK(ctx, fmt.Sprintf("/tmp/%s %s %s %d", p.prog, ls, res, pairsRemote))
+		if err != nil {
+			return err
+		}
+		v, err := rate(p.prog, o)
+		if err != nil {
+			return err
+		}
+		r.env.record(Measure{Name: "libdlm lock+unlock pairs, lock mastered on another node: C libdlm_lt vs Go", Unit: "pairs/s", Higher: true,
+			Note: fmt.Sprintf("node 2 runs %d EX lock+unlock pairs on a resource node 1 masters (node 1 holds an NL lock on it), so every "+
+				"request and unlock is a round trip between the nodes, without contention; C libdlm_lt vs our Go libdlm, "+
+				"both in every booted cluster of both stacks, in alternating order", pairsRemote)},
+			p.ref, v)
+	}
+	_, err := holder.RunOK(ctx, "kill $(cat "+out+".pid)")
+	return err
 }
 
 // contendedSeconds is how long each contended run lasts.
