@@ -605,6 +605,22 @@ func (n *Node) RunOK(ctx context.Context, shell string) (string, error) {
 	return r.Stdout, nil
 }
 
+// GuestTime runs the shell command cmd on n and returns how long it
+// took by the guest's own clock (/proc/uptime, 10 ms resolution), which
+// does not drift against itself the way guest and host clocks do under
+// emulation. The command's output is discarded; a failure is an error.
+func (n *Node) GuestTime(ctx context.Context, cmd string) (time.Duration, error) {
+	out, err := n.RunOK(ctx, "a=$(cut -d' ' -f1 /proc/uptime); "+cmd+" >/dev/null && b=$(cut -d' ' -f1 /proc/uptime) && echo $a $b")
+	if err != nil {
+		return 0, err
+	}
+	var a, b float64
+	if _, err := fmt.Sscan(out, &a, &b); err != nil {
+		return 0, fmt.Errorf("node %d: timing %q: %w", n.ID, out, err)
+	}
+	return time.Duration((b - a) * float64(time.Second)).Round(time.Millisecond), nil
+}
+
 // WriteFile writes data to path in the guest, creating parent folders.
 func (n *Node) WriteFile(ctx context.Context, path string, data []byte, mode os.FileMode) error {
 	a, err := n.client()

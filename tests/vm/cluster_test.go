@@ -81,15 +81,35 @@ func quorate(st string) bool { return strings.Contains(st, " quorate 1 ") }
 // timed runs cmd on n and returns how long it took in the guest, in
 // milliseconds (from /proc/uptime, so 10 ms resolution).
 func timed(ctx context.Context, n *lab.Node, cmd string) (int, error) {
-	out, err := n.RunOK(ctx, "a=$(cut -d' ' -f1 /proc/uptime); "+cmd+" >/dev/null && b=$(cut -d' ' -f1 /proc/uptime) && echo $a $b")
-	if err != nil {
-		return 0, err
+	d, err := n.GuestTime(ctx, cmd)
+	return int(d.Milliseconds()), err
+}
+
+// countOnAll runs dlmcounter in lockspace ls on every node of c at once,
+// each adding per to a value-block counter under EX, and checks that
+// every node reads the exact total.
+func countOnAll(ctx context.Context, t *testing.T, c *lab.Cluster, ls string, per int) {
+	t.Helper()
+	nodes := len(c.Nodes())
+	total := per * nodes
+	outs := make([]string, nodes)
+	allOK(t, "dlmcounter", c.Each(func(n *lab.Node) error {
+		r, err := n.Run(ctx, fmt.Sprintf("dlmcounter -lockspace %s -n %d -total %d 2>&1", ls, per, total))
+		if err != nil {
+			return err
+		}
+		outs[n.ID-1] = r.Stdout
+		if r.ExitCode != 0 {
+			return fmt.Errorf("exit %d:\n%s", r.ExitCode, r.Stdout)
+		}
+		return nil
+	}))
+	for i, out := range outs {
+		t.Logf("node %d: %s", i+1, strings.TrimSpace(out))
+		if !strings.Contains(out, fmt.Sprintf("counter %d\n", total)) {
+			t.Errorf("node %d: want counter %d (%d increments from each node):\n%s", i+1, total, per, out)
+		}
 	}
-	var a, b float64
-	if _, err := fmt.Sscan(out, &a, &b); err != nil {
-		return 0, fmt.Errorf("timing %q: %v", out, err)
-	}
-	return int((b - a) * 1000), nil
 }
 
 // count returns the number of lines of n's dmesg matching the egrep re.
@@ -169,24 +189,7 @@ func TestClusterThreeNodes(t *testing.T) {
 	t.Run("LVBCounterAcrossNodes", func(t *testing.T) {
 		// dlmcounter (tests/cmd/dlmcounter, on libdlm) adds 1000 to a
 		// value-block counter under EX from each node at once.
-		outs := make([]string, 3)
-		allOK(t, "counter", c.Each(func(n *lab.Node) error {
-			r, err := n.Run(ctx, "dlmcounter -lockspace vmtest -n 1000 -total 3000 2>&1")
-			if err != nil {
-				return err
-			}
-			outs[n.ID-1] = r.Stdout
-			if r.ExitCode != 0 {
-				return fmt.Errorf("exit %d:\n%s", r.ExitCode, r.Stdout)
-			}
-			return nil
-		}))
-		for i, out := range outs {
-			t.Logf("node %d: %s", i+1, strings.TrimSpace(out))
-			if !strings.Contains(out, "counter 3000\n") {
-				t.Errorf("node %d: want counter 3000 (1000 increments from each node):\n%s", i+1, out)
-			}
-		}
+		countOnAll(ctx, t, c, "vmtest", 1000)
 	})
 
 	t.Run("Leave", func(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"testing"
 	"time"
 
@@ -127,26 +126,9 @@ func TestReferenceStack(t *testing.T) {
 
 	// godlm's Go libdlm over the reference daemon: each node adds 300
 	// under EX; every node must read the exact total.
-	outs := make([]string, 3)
 	tc := time.Now()
-	allOK(t, "dlmcounter", c.Each(func(n *lab.Node) error {
-		r, err := n.Run(ctx, "dlmcounter -lockspace reftest -n 300 -total 900 2>&1")
-		if err != nil {
-			return err
-		}
-		outs[n.ID-1] = r.Stdout
-		if r.ExitCode != 0 {
-			return fmt.Errorf("exit %d:\n%s", r.ExitCode, r.Stdout)
-		}
-		return nil
-	}))
+	countOnAll(ctx, t, c, "reftest", 300)
 	t.Logf("MEASURE dlmcounter 3 x 300 increments (host clock): %v", time.Since(tc).Round(10*time.Millisecond))
-	for i, out := range outs {
-		t.Logf("node %d: %s", i+1, strings.TrimSpace(out))
-		if !strings.Contains(out, "counter 900\n") {
-			t.Errorf("node %d: want counter 900 (300 increments from each node):\n%s", i+1, out)
-		}
-	}
 
 	// GFS2 on all three, a file written on each read on the others.
 	dev, mnt := c.GuestDisk("gfs0"), "/mnt/gfs2"

@@ -249,20 +249,6 @@ func joinThree(ctx context.Context, r *clusterRun) error {
 	})
 }
 
-// guestSeconds runs cmd on n and returns how long it took by the guest's
-// clock (/proc/uptime, 10 ms resolution).
-func guestSeconds(ctx context.Context, n *lab.Node, cmd string) (float64, error) {
-	out, err := n.RunOK(ctx, "a=$(cut -d' ' -f1 /proc/uptime); "+cmd+" >/dev/null && b=$(cut -d' ' -f1 /proc/uptime) && echo $a $b")
-	if err != nil {
-		return 0, err
-	}
-	var a, b float64
-	if _, err := fmt.Sscan(out, &a, &b); err != nil {
-		return 0, fmt.Errorf("node %d: timing %q: %v", n.ID, out, err)
-	}
-	return b - a, nil
-}
-
 // gfs2Mount mounts the GFS2 disk on the three nodes at once; the sample
 // is the slowest node's mount time.
 func gfs2Mount(ctx context.Context, r *clusterRun) error {
@@ -270,9 +256,9 @@ func gfs2Mount(ctx context.Context, r *clusterRun) error {
 	var mu sync.Mutex
 	var slowest float64
 	if err := r.c.Each(func(n *lab.Node) error {
-		s, err := guestSeconds(ctx, n, "mkdir -p /mnt/gfs2 && /bin/mount -t gfs2 "+dev+" /mnt/gfs2")
+		d, err := n.GuestTime(ctx, "mkdir -p /mnt/gfs2 && /bin/mount -t gfs2 "+dev+" /mnt/gfs2")
 		mu.Lock()
-		slowest = max(slowest, s)
+		slowest = max(slowest, d.Seconds())
 		mu.Unlock()
 		return err
 	}); err != nil {
