@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -85,29 +86,32 @@ func timed(ctx context.Context, n *lab.Node, cmd string) (int, error) {
 	return int(d.Milliseconds()), err
 }
 
-// countOnAll runs dlmcounter in lockspace ls on every node of c at once,
-// each adding per to a value-block counter under EX, and checks that
-// every node reads the exact total.
-func countOnAll(ctx context.Context, t *testing.T, c *lab.Cluster, ls string, per int) {
+// countOn runs dlmcounter in lockspace ls on the nodes ids of c at once,
+// each adding per to the value-block counter of resource res under EX,
+// and checks that every one of them reads the exact total.
+func countOn(ctx context.Context, t *testing.T, c *lab.Cluster, ls, res string, per int, ids ...int) {
 	t.Helper()
-	nodes := len(c.Nodes())
-	total := per * nodes
-	outs := make([]string, nodes)
+	total := per * len(ids)
+	outs := make(map[int]string)
+	var mu sync.Mutex
 	allOK(t, "dlmcounter", c.Each(func(n *lab.Node) error {
-		r, err := n.Run(ctx, fmt.Sprintf("dlmcounter -lockspace %s -n %d -total %d 2>&1", ls, per, total))
+		r, err := n.Run(ctx, fmt.Sprintf("dlmcounter -lockspace %s -resource %s -n %d -total %d 2>&1", ls, res, per, total))
 		if err != nil {
 			return err
 		}
-		outs[n.ID-1] = r.Stdout
+		mu.Lock()
+		outs[n.ID] = r.Stdout
+		mu.Unlock()
 		if r.ExitCode != 0 {
 			return fmt.Errorf("exit %d:\n%s", r.ExitCode, r.Stdout)
 		}
 		return nil
-	}))
-	for i, out := range outs {
-		t.Logf("node %d: %s", i+1, strings.TrimSpace(out))
+	}, ids...))
+	for _, id := range ids {
+		out := outs[id]
+		t.Logf("node %d: %s", id, strings.TrimSpace(out))
 		if !strings.Contains(out, fmt.Sprintf("counter %d\n", total)) {
-			t.Errorf("node %d: want counter %d (%d increments from each node):\n%s", i+1, total, per, out)
+			t.Errorf("node %d: want counter %d (%d increments from each of %d nodes):\n%s", id, total, per, len(ids), out)
 		}
 	}
 }
@@ -189,7 +193,9 @@ func TestClusterThreeNodes(t *testing.T) {
 	t.Run("LVBCounterAcrossNodes", func(t *testing.T) {
 		// dlmcounter (tests/cmd/dlmcounter, on libdlm) adds 1000 to a
 		// value-block counter under EX from each node at once.
-		countOnAll(ctx, t, c, "vmtest", 1000)
+		countOn(ctx, t, c, "vmtest", "counter", 1000, 1, 2, 3)
+		// And from two of the nodes, on another resource.
+		countOn(ctx, t, c, "vmtest", "counter2", 1000, 1, 2)
 	})
 
 	t.Run("Leave", func(t *testing.T) {

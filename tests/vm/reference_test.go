@@ -127,7 +127,7 @@ func TestReferenceStack(t *testing.T) {
 	// godlm's Go libdlm over the reference daemon: each node adds 300
 	// under EX; every node must read the exact total.
 	tc := time.Now()
-	countOnAll(ctx, t, c, "reftest", 300)
+	countOn(ctx, t, c, "reftest", "counter", 300, 1, 2, 3)
 	t.Logf("MEASURE dlmcounter 3 x 300 increments (host clock): %v", time.Since(tc).Round(10*time.Millisecond))
 
 	// GFS2 on all three, a file written on each read on the others.
