@@ -41,10 +41,19 @@ func status(ctx context.Context, t *testing.T, n *lab.Node) string {
 // returns the time that took.
 func waitStatus(ctx context.Context, t *testing.T, n *lab.Node, limit time.Duration, what string, ok func(string) bool) time.Duration {
 	t.Helper()
+	return pollStatus(ctx, t, n, "dlm_tool", "tail -50 "+daemonLog, limit, what, ok)
+}
+
+// pollStatus polls `tool status` on n until ok accepts its output, for
+// at most limit, and returns the time that took; on timeout it fails
+// the test with the last status and the output of the shell command
+// logs.
+func pollStatus(ctx context.Context, t *testing.T, n *lab.Node, tool, logs string, limit time.Duration, what string, ok func(string) bool) time.Duration {
+	t.Helper()
 	t0 := time.Now()
 	var last string
 	for time.Since(t0) < limit {
-		r, err := n.Run(ctx, "dlm_tool status")
+		r, err := n.Run(ctx, tool+" status")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -54,8 +63,8 @@ func waitStatus(ctx context.Context, t *testing.T, n *lab.Node, limit time.Durat
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	log, _ := n.RunOK(ctx, "tail -50 "+daemonLog)
-	t.Fatalf("node %d: no %s within %v; status:\n%s\nlog:\n%s", n.ID, what, limit, last, log)
+	log, _ := n.RunOK(ctx, logs)
+	t.Fatalf("node %d: no %s within %v; status:\n%s\nlogs:\n%s", n.ID, what, limit, last, log)
 	return 0
 }
 

@@ -23,22 +23,7 @@ const refToken = 3000
 // accepts it, for at most limit, and returns the time that took.
 func waitRefStatus(ctx context.Context, t *testing.T, n *lab.Node, limit time.Duration, what string, ok func(string) bool) time.Duration {
 	t.Helper()
-	t0 := time.Now()
-	var last string
-	for time.Since(t0) < limit {
-		r, err := n.Run(ctx, refTool+" status")
-		if err != nil {
-			t.Fatal(err)
-		}
-		last = r.Stdout
-		if r.ExitCode == 0 && ok(last) {
-			return time.Since(t0)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	log, _ := n.RunOK(ctx, "tail -n 30 "+lab.CorosyncLog+" "+lab.RefDLMControldLog)
-	t.Fatalf("node %d: no %s within %v; status:\n%s\nlogs:\n%s", n.ID, what, limit, last, log)
-	return 0
+	return pollStatus(ctx, t, n, refTool, "tail -n 30 "+lab.CorosyncLog+" "+lab.RefDLMControldLog, limit, what, ok)
 }
 
 // TestReferenceStack runs the reference stack instead of ours on three
