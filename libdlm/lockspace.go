@@ -17,9 +17,11 @@ import (
 )
 
 // Lockspace is an open handle on a kernel lockspace, through its device
-// /dev/misc/dlm_<name>. It is safe for concurrent use. One goroutine
-// reads the kernel's callbacks; another runs the caller's callbacks, in
-// order, so a callback may itself call the lockspace.
+// /dev/misc/dlm_<name>. It is safe for concurrent use. Synchronous
+// calls read their own answers from the device; one goroutine reads the
+// callbacks nobody else is waiting for (asynchronous results, blocking
+// callbacks), and another runs the caller's callbacks, in order, so a
+// callback may itself call the lockspace.
 type Lockspace struct {
 	name string
 	root string
@@ -35,9 +37,10 @@ type Lockspace struct {
 
 	// rmu serialises reading the device and delivering what was read, so
 	// callbacks keep the kernel's order whoever reads: the reader
-	// goroutine, or a synchronous caller that finds its answer already
-	// queued (the common case for a lock mastered here) and so avoids
-	// two goroutine switches per call.
+	// goroutine, or a synchronous caller, which reads its own answer
+	// (already queued when its write returns, for a lock mastered here;
+	// otherwise it polls the device for it) and so avoids goroutine
+	// switches.
 	rmu sync.Mutex
 	buf []byte
 
@@ -48,9 +51,9 @@ type Lockspace struct {
 	closing   atomic.Bool // closed, readable without mu on the write path
 	// need counts what waits for a callback nobody else will read: async
 	// operations, locks with a blocking callback, synchronous callers
-	// whose answer was not queued yet. The reader goroutine waits in the
-	// poller only while need > 0: parked there it would be woken for
-	// every callback, which the synchronous callers read themselves.
+	// that found another reader holding the device. The reader goroutine
+	// polls the device only while need > 0: polling, it would be woken
+	// for every callback, which the synchronous callers read themselves.
 	need     int
 	needCond *sync.Cond
 
