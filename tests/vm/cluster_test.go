@@ -96,15 +96,16 @@ func timed(ctx context.Context, n *lab.Node, cmd string) (int, error) {
 }
 
 // countOn runs dlmcounter in lockspace ls on the nodes ids of c at once,
-// each adding per to the value-block counter of resource res under EX,
-// and checks that every one of them reads the exact total.
+// each adding per to the value-block counter of resource res under EX
+// once all have arrived (so that they contend), and checks that every
+// one of them reads the exact total.
 func countOn(ctx context.Context, t *testing.T, c *lab.Cluster, ls, res string, per int, ids ...int) {
 	t.Helper()
 	total := per * len(ids)
 	outs := make(map[int]string)
 	var mu sync.Mutex
 	allOK(t, "dlmcounter", c.Each(func(n *lab.Node) error {
-		r, err := n.Run(ctx, fmt.Sprintf("dlmcounter -lockspace %s -resource %s -n %d -total %d 2>&1", ls, res, per, total))
+		r, err := n.Run(ctx, fmt.Sprintf("dlmcounter -lockspace %s -resource %s -n %d -total %d -start %d 2>&1", ls, res, per, total, len(ids)))
 		if err != nil {
 			return err
 		}

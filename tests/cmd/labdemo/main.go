@@ -122,9 +122,9 @@ func run(nodes int, keep bool) error {
 	}
 
 	total := 300 * len(c.Nodes())
-	step("Go locks across nodes: every node adds 300 to a counter in a lock value block, under EX (tests/cmd/dlmcounter, on libdlm)")
+	step("Go locks across nodes: every node adds 300 to a counter in a lock value block, under EX, all starting together (tests/cmd/dlmcounter, on libdlm)")
 	if err := c.Each(func(n *lab.Node) error {
-		out, err := n.RunOK(ctx, fmt.Sprintf("dlmcounter -lockspace demo -n 300 -total %d", total))
+		out, err := n.RunOK(ctx, fmt.Sprintf("dlmcounter -lockspace demo -n 300 -total %d -start %d", total, len(c.Nodes())))
 		if err == nil {
 			fmt.Printf("    node %d: %s\n", n.ID, strings.ReplaceAll(strings.TrimSpace(out), "\n", "; "))
 		}
