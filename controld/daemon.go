@@ -551,7 +551,7 @@ func (d *Daemon) sender() {
 			return
 		}
 		m := d.sendQ[0]
-		if superseded(d.sendQ) {
+		if lockspace.Superseded(d.sendQ) {
 			d.sendQ = d.sendQ[1:]
 			d.sendMu.Unlock()
 			d.log.Debug("message superseded before it was sent", "msg", m.String())
@@ -578,25 +578,6 @@ func (d *Daemon) sender() {
 			}
 		}
 	}
-}
-
-// superseded reports whether the first message of q need not be sent:
-// a "stopped" for a change when q also holds a "stopped" for a later
-// change of the same lockspace. The engine reports a later change only
-// once that change is ordered, and the replicated state ignores a
-// "stopped" for any change but the current one, so the earlier report
-// would arrive stale; skipping it saves a consensus round when several
-// nodes join at once.
-func superseded(q []lockspace.Msg) bool {
-	if len(q) == 0 || q[0].Kind != lockspace.KindStopped {
-		return false
-	}
-	for _, m := range q[1:] {
-		if m.Kind == lockspace.KindStopped && m.Lockspace == q[0].Lockspace && m.Change > q[0].Change {
-			return true
-		}
-	}
-	return false
 }
 
 // handle feeds one uevent to the engine.

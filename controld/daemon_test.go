@@ -15,7 +15,6 @@ import (
 	"github.com/godlm/godlm/configfs"
 	"github.com/godlm/godlm/controld/cluster"
 	"github.com/godlm/godlm/controld/cluster/clustertest"
-	"github.com/godlm/godlm/controld/lockspace"
 )
 
 // fakeUevents delivers scripted events.
@@ -271,31 +270,5 @@ func TestNoAdoptionInLargerCluster(t *testing.T) {
 	}
 	if s := d.Snapshot(); len(s) != 1 || s[0].State != StateDead {
 		t.Errorf("snapshot: %+v, want run dead", s)
-	}
-}
-
-func TestSuperseded(t *testing.T) {
-	stopped := func(ls string, k uint64) lockspace.Msg {
-		return lockspace.Msg{Kind: lockspace.KindStopped, Lockspace: ls, Change: k}
-	}
-	join := lockspace.Msg{Kind: lockspace.KindJoin, Lockspace: "a"}
-	for _, tc := range []struct {
-		name string
-		q    []lockspace.Msg
-		want bool
-	}{
-		{"empty", nil, false},
-		{"alone", []lockspace.Msg{stopped("a", 1)}, false},
-		{"a later change of the same lockspace", []lockspace.Msg{stopped("a", 1), join, stopped("a", 3)}, true},
-		{"another lockspace", []lockspace.Msg{stopped("a", 1), stopped("b", 3)}, false},
-		{"an earlier change", []lockspace.Msg{stopped("a", 3), stopped("a", 2)}, false},
-		{"the same change", []lockspace.Msg{stopped("a", 3), stopped("a", 3)}, false},
-		{"not a stopped", []lockspace.Msg{join, stopped("a", 3)}, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := superseded(tc.q); got != tc.want {
-				t.Errorf("superseded(%v) = %v, want %v", tc.q, got, tc.want)
-			}
-		})
 	}
 }

@@ -150,7 +150,7 @@ func (e *Engine) Offline(ls string) []Action {
 	// The lockspace keeps running until the leave is ordered: the
 	// others may still need this node for a recovery until then.
 	l.Phase = PhaseLeaving
-	acts := []Action{Send{Msg: Msg{Kind: KindLeave, Lockspace: ls}}}
+	acts := []Action{Send{Msg: Msg{Kind: KindLeave, Lockspace: ls, Incarnation: e.cfg.Incarnation}}}
 	return append(acts, e.reconcile()...)
 }
 
@@ -264,7 +264,7 @@ func (e *Engine) JoinFailed(ls string) []Action {
 	delete(e.locals, ls)
 	acts := []Action{Stop{Lockspace: ls}, RemoveSpace{Lockspace: ls}}
 	if l.joinSent {
-		acts = append(acts, Send{Msg: Msg{Kind: KindLeave, Lockspace: ls}})
+		acts = append(acts, Send{Msg: Msg{Kind: KindLeave, Lockspace: ls, Incarnation: e.cfg.Incarnation}})
 	}
 	return acts
 }
@@ -351,7 +351,7 @@ func (e *Engine) reconcileOne(l *Local) []Action {
 		if !in {
 			if !l.joinSent {
 				l.joinSent = true
-				acts = append(acts, Send{Msg: Msg{Kind: KindJoin, Lockspace: l.Name}})
+				acts = append(acts, Send{Msg: Msg{Kind: KindJoin, Lockspace: l.Name, Incarnation: e.cfg.Incarnation}})
 			}
 			return acts
 		}
@@ -370,7 +370,7 @@ func (e *Engine) reconcileOne(l *Local) []Action {
 			}
 			l.StoppedFor = sp.Change
 			l.quorumStopped = false
-			acts = append(acts, Send{Msg: Msg{Kind: KindStopped, Lockspace: l.Name, Change: sp.Change}})
+			acts = append(acts, Send{Msg: Msg{Kind: KindStopped, Lockspace: l.Name, Change: sp.Change, Incarnation: e.cfg.Incarnation}})
 		}
 		return acts
 	}
@@ -395,7 +395,7 @@ func (e *Engine) reconcileOne(l *Local) []Action {
 		// Stopped alone on quorum loss while nothing changed: ask for a
 		// change with the same members, so all stop and start together.
 		l.quorumStopped = false
-		acts = append(acts, Send{Msg: Msg{Kind: KindResync, Lockspace: l.Name}})
+		acts = append(acts, Send{Msg: Msg{Kind: KindResync, Lockspace: l.Name, Incarnation: e.cfg.Incarnation}})
 	}
 	return acts
 }

@@ -1,6 +1,7 @@
 package lockspace
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -314,19 +315,27 @@ func TestRestoredNodeSkipsOldIncarnation(t *testing.T) {
 }
 
 func TestDecode(t *testing.T) {
-	good := Msg{Kind: KindStopped, Lockspace: "gfs0", Change: 7}
+	good := Msg{Kind: KindStopped, Lockspace: "gfs0", Change: 7, Incarnation: 42}
 	m, err := Decode(good.Encode())
 	if err != nil || m != good {
 		t.Fatalf("round trip: %v %v", m, err)
 	}
+	// A version 1 message, as logs written before version 2 hold it.
+	v1 := []byte{1, byte(KindStopped), 7, 0, 0, 0, 0, 0, 0, 0, 4, 'g', 'f', 's', '0'}
+	if m, err := Decode(v1); err != nil || m != (Msg{Kind: KindStopped, Lockspace: "gfs0", Change: 7}) {
+		t.Errorf("version 1: %v %v", m, err)
+	}
 	for name, b := range map[string][]byte{
-		"short":       {1, 1},
-		"version":     append([]byte{2}, good.Encode()[1:]...),
-		"kind":        append([]byte{1, 9}, good.Encode()[2:]...),
+		"empty":       {},
+		"short":       {2, 1},
+		"version 0":   append([]byte{0}, good.Encode()[1:]...),
+		"version 3":   append([]byte{3}, good.Encode()[1:]...),
+		"v1 length":   append([]byte{1}, good.Encode()[1:]...),
+		"kind":        append([]byte{2, 9}, good.Encode()[2:]...),
 		"length":      append(good.Encode(), 'x'),
-		"empty name":  Msg{Kind: KindJoin}.Encode(),
-		"slash":       Msg{Kind: KindJoin, Lockspace: "a/b"}.Encode(),
-		"join change": Msg{Kind: KindJoin, Lockspace: "a", Change: 3}.Encode(),
+		"empty name":  Msg{Kind: KindJoin, Incarnation: 1}.Encode(),
+		"slash":       Msg{Kind: KindJoin, Lockspace: "a/b", Incarnation: 1}.Encode(),
+		"join change": Msg{Kind: KindJoin, Lockspace: "a", Change: 3, Incarnation: 1}.Encode(),
 	} {
 		if _, err := Decode(b); err == nil {
 			t.Errorf("%s: decoded", name)
@@ -334,9 +343,25 @@ func TestDecode(t *testing.T) {
 	}
 }
 
+// TestStaleIncarnationIgnored: a message made by an earlier incarnation
+// of its sender, ordered after the cluster replaced that incarnation
+// (it was still queued in the sender's daemon), changes nothing.
+func TestStaleIncarnationIgnored(t *testing.T) {
+	st := NewState()
+	st.Apply(&cluster.View{Members: []cluster.Member{{ID: 1, Incarnation: 5}, {ID: 2, Incarnation: 1}}})
+	st.Apply(&cluster.Message{From: cluster.Member{ID: 1, Incarnation: 5}, Data: Msg{Kind: KindJoin, Lockspace: "a", Incarnation: 4}.Encode()})
+	if sp := st.Spaces["a"]; sp != nil || st.Rejected != 1 {
+		t.Fatalf("a join of incarnation 4 ordered under 5: space %+v, rejected %d", sp, st.Rejected)
+	}
+	st.Apply(&cluster.Message{From: cluster.Member{ID: 1, Incarnation: 5}, Data: Msg{Kind: KindJoin, Lockspace: "a", Incarnation: 5}.Encode()})
+	if sp := st.Spaces["a"]; sp == nil || !slices.Equal(sp.Members, []int{1}) {
+		t.Fatalf("a join of the current incarnation: space %+v", sp)
+	}
+}
+
 func FuzzDecodeMsg(f *testing.F) {
-	f.Add(Msg{Kind: KindJoin, Lockspace: "a"}.Encode())
-	f.Add(Msg{Kind: KindStopped, Lockspace: "gfs0", Change: 1 << 40}.Encode())
+	f.Add(Msg{Kind: KindJoin, Lockspace: "a", Incarnation: 1}.Encode())
+	f.Add(Msg{Kind: KindStopped, Lockspace: "gfs0", Change: 1 << 40, Incarnation: 1 << 50}.Encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := Decode(b)
 		if err != nil {
@@ -361,7 +386,7 @@ func FuzzRestore(f *testing.F) {
 		}
 		// A restored state must take further events without panicking.
 		st.Apply(&cluster.View{Members: []cluster.Member{{ID: 1, Incarnation: 1}}, Failed: []cluster.Member{{ID: 2, Incarnation: 1}}})
-		st.Apply(&cluster.Message{From: cluster.Member{ID: 1, Incarnation: 1}, Data: Msg{Kind: KindJoin, Lockspace: "a"}.Encode()})
+		st.Apply(&cluster.Message{From: cluster.Member{ID: 1, Incarnation: 1}, Data: Msg{Kind: KindJoin, Lockspace: "a", Incarnation: 1}.Encode()})
 		e := NewEngine(Config{Self: 1, Incarnation: 1}, st)
 		e.Event(&cluster.Quorum{Quorate: true})
 		e.Online("a", time.Unix(0, 0))
@@ -373,7 +398,7 @@ func newHarnessF() *State {
 	st := NewState()
 	st.Apply(&cluster.View{Members: []cluster.Member{{ID: 1, Incarnation: 1}, {ID: 2, Incarnation: 1}}})
 	for _, n := range []int{1, 2} {
-		st.Apply(&cluster.Message{From: cluster.Member{ID: n, Incarnation: 1}, Data: Msg{Kind: KindJoin, Lockspace: "a"}.Encode()})
+		st.Apply(&cluster.Message{From: cluster.Member{ID: n, Incarnation: 1}, Data: Msg{Kind: KindJoin, Lockspace: "a", Incarnation: 1}.Encode()})
 	}
 	return st
 }

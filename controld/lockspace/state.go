@@ -105,7 +105,9 @@ func (st *State) Apply(e cluster.Event) {
 	case *cluster.Message:
 		st.Seq = e.Seq
 		m, err := Decode(e.Data)
-		if err != nil {
+		if err != nil || m.Incarnation != 0 && m.Incarnation != e.From.Incarnation {
+			// Undecodable, or made by an earlier incarnation of its
+			// sender and ordered after the cluster replaced it.
 			st.Rejected++
 			return
 		}

@@ -71,6 +71,10 @@ type node struct {
 	k       kernel
 	downFor int // ticks until a crashed node restarts
 	applied []uint64
+	// The daemon's sender: messages broadcast one at a time, in order,
+	// the next once the previous one is ordered.
+	sendQ    []lockspace.Msg
+	inflight uint64 // the Core's id of the message being ordered; 0: none
 }
 
 type msg struct {
@@ -101,6 +105,8 @@ type Sim struct {
 // Stats counts what happened in a run.
 type Stats struct {
 	Starts, Joins, Leaves, Crashes, Partitions, Failed int
+	// Superseded counts stale "stopped" reports the sender skipped.
+	Superseded int
 }
 
 // randMu serializes runs: the consensus library reads its election
@@ -201,6 +207,7 @@ func (s *Sim) boot(n *node) error {
 	n.eng = lockspace.NewEngine(lockspace.Config{Self: n.id, Incarnation: n.inc, JoinTimeout: 60 * time.Second}, n.st)
 	n.up = true
 	n.applied = nil
+	n.sendQ, n.inflight = nil, 0
 	if n.k.spaces == nil {
 		n.k.spaces = map[string]*kspace{}
 	}
@@ -212,6 +219,7 @@ func (s *Sim) boot(n *node) error {
 // it persisted stays.
 func (s *Sim) crash(n *node) {
 	n.up, n.core, n.eng, n.st = false, nil, nil, nil
+	n.sendQ, n.inflight = nil, 0
 	n.k.spaces = map[string]*kspace{}
 	n.downFor = 20 + s.rng.IntN(80)
 	s.Stats.Crashes++
@@ -357,6 +365,12 @@ func (s *Sim) process(n *node) bool {
 		}
 		s.net = append(s.net, msg{at: s.tick + s.rng.IntN(2), m: m})
 	}
+	for _, d := range out.Done {
+		if d.ID == n.inflight { // ordered, or dropped with an expelled incarnation
+			n.sendQ, n.inflight = n.sendQ[1:], 0
+		}
+	}
+	s.send(n)
 	for _, ev := range out.Events {
 		s.checkOrder(n, ev)
 		switch ev := ev.(type) {
@@ -409,6 +423,20 @@ func countSame(applied []uint64, seq uint64) int {
 	return c
 }
 
+// send hands the next queued message to the Core when none is being
+// ordered, as the daemon's sender does, skipping a stale "stopped".
+func (s *Sim) send(n *node) {
+	for n.inflight == 0 && len(n.sendQ) > 0 {
+		if lockspace.Superseded(n.sendQ) {
+			s.logf("node %d: %s superseded", n.id, n.sendQ[0])
+			s.Stats.Superseded++
+			n.sendQ = n.sendQ[1:]
+			continue
+		}
+		n.inflight = n.core.Broadcast(n.sendQ[0].Encode())
+	}
+}
+
 // exec performs a node's engine actions on its fake kernel and the
 // cluster, checking the kernel's rules.
 func (s *Sim) exec(n *node, acts []lockspace.Action) {
@@ -418,7 +446,8 @@ func (s *Sim) exec(n *node, acts []lockspace.Action) {
 		}
 		switch a := a.(type) {
 		case lockspace.Send:
-			n.core.Broadcast(a.Msg.Encode())
+			n.sendQ = append(n.sendQ, a.Msg)
+			s.send(n)
 		case lockspace.Stop:
 			if k := n.k.spaces[a.Lockspace]; k != nil {
 				k.running = false

@@ -36,6 +36,7 @@ func TestSimulate(t *testing.T) {
 		total.Crashes += s.Stats.Crashes
 		total.Partitions += s.Stats.Partitions
 		total.Failed += s.Stats.Failed
+		total.Superseded += s.Stats.Superseded
 	}
 	t.Logf("%d seeds: %+v", seeds, total)
 	// The faults must really have happened, or the run proves nothing.
