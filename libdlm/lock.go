@@ -105,7 +105,7 @@ func checkResourceName(name string) error {
 func (ls *Lockspace) newLock(name string, flags Flags, opts []LockOption) (*Lock, error) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	if ls.closed {
+	if ls.closed.Load() {
 		return nil, ErrClosed
 	}
 	ls.nextToken++

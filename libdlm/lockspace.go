@@ -47,8 +47,9 @@ type Lockspace struct {
 	mu        sync.Mutex
 	locks     map[uint64]*Lock // by token
 	nextToken uint64
-	closed    bool
-	closing   atomic.Bool // closed, readable without mu on the write path
+	// closed is set once, by Close, under mu (so that waiters on
+	// needCond see it); the write path reads it without mu.
+	closed atomic.Bool
 	// need counts what waits for a callback nobody else will read: async
 	// operations, locks with a blocking callback, synchronous callers
 	// that found another reader holding the device. The reader goroutine
@@ -200,12 +201,11 @@ func (ls *Lockspace) Name() string { return ls.name }
 // to end, callbacks included (so do not call it from a callback).
 func (ls *Lockspace) Close() error {
 	ls.mu.Lock()
-	if ls.closed {
+	if ls.closed.Load() {
 		ls.mu.Unlock()
 		return nil
 	}
-	ls.closed = true
-	ls.closing.Store(true)
+	ls.closed.Store(true)
 	ls.needCond.Broadcast()
 	ls.mu.Unlock()
 	var one [8]byte
@@ -277,10 +277,10 @@ func (ls *Lockspace) readLoop() {
 	fds := []unix.PollFd{{Fd: int32(ls.fd), Events: unix.POLLIN}, {Fd: int32(ls.efd), Events: unix.POLLIN}}
 	for {
 		ls.mu.Lock()
-		for ls.need == 0 && !ls.closed {
+		for ls.need == 0 && !ls.closed.Load() {
 			ls.needCond.Wait()
 		}
-		closed := ls.closed
+		closed := ls.closed.Load()
 		ls.mu.Unlock()
 		if closed {
 			return
@@ -350,11 +350,7 @@ var errGaveUp = errors.New("libdlm: stopped waiting")
 // the kernel's answer, or returns errGaveUp. It returns ErrClosed when
 // the handle closes first; op then ends through Close.
 func (ls *Lockspace) readUntil(ctx context.Context, l *Lock, op *pendingOp, cancel bool) (Result, error) {
-	// The common case first: the answer is already queued.
-	if ls.drain(op.fin.Load, l); op.fin.Load() {
-		return op.res, nil
-	}
-	fds := []unix.PollFd{{Fd: int32(ls.fd), Events: unix.POLLIN}, {Fd: int32(ls.efd), Events: unix.POLLIN}, {Fd: int32(ls.wfd), Events: unix.POLLIN}}
+	var fds [3]unix.PollFd
 	cancelled := false
 	var stop func() bool
 	defer func() {
@@ -363,6 +359,8 @@ func (ls *Lockspace) readUntil(ctx context.Context, l *Lock, op *pendingOp, canc
 		}
 	}()
 	for {
+		// Usually the answer is already queued, and the first pass ends
+		// here.
 		ls.drain(op.fin.Load, l)
 		if op.fin.Load() {
 			return op.res, nil
@@ -383,7 +381,8 @@ func (ls *Lockspace) readUntil(ctx context.Context, l *Lock, op *pendingOp, canc
 			ls.fdmu.RUnlock()
 			return Result{}, ErrClosed
 		}
-		_, err := unix.Poll(fds, -1)
+		fds = [3]unix.PollFd{{Fd: int32(ls.fd), Events: unix.POLLIN}, {Fd: int32(ls.efd), Events: unix.POLLIN}, {Fd: int32(ls.wfd), Events: unix.POLLIN}}
+		_, err := unix.Poll(fds[:], -1)
 		ls.fdmu.RUnlock()
 		if err != nil && err != unix.EINTR {
 			return Result{}, fmt.Errorf("libdlm: poll: %w", err)
@@ -456,7 +455,7 @@ func (ls *Lockspace) deliver(b []byte, hint *Lock) {
 // write issues one request to the device and recycles its buffer.
 func (ls *Lockspace) write(b []byte) (int, error) {
 	defer putReq(b)
-	if ls.closing.Load() {
+	if ls.closed.Load() {
 		return 0, ErrClosed
 	}
 	ls.fdmu.RLock()
