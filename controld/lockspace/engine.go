@@ -150,7 +150,7 @@ func (e *Engine) Offline(ls string) []Action {
 	// The lockspace keeps running until the leave is ordered: the
 	// others may still need this node for a recovery until then.
 	l.Phase = PhaseLeaving
-	acts := []Action{Send{Msg: Msg{Kind: KindLeave, Lockspace: ls, Incarnation: e.cfg.Incarnation}}}
+	acts := []Action{e.send(Msg{Kind: KindLeave, Lockspace: ls})}
 	return append(acts, e.reconcile()...)
 }
 
@@ -209,6 +209,13 @@ func (e *Engine) Event(ev cluster.Event) []Action {
 	return append(acts, e.reconcile()...)
 }
 
+// send broadcasts m as made by this node's current incarnation, which
+// the replicated state checks when m is ordered.
+func (e *Engine) send(m Msg) Send {
+	m.Incarnation = e.cfg.Incarnation
+	return Send{Msg: m}
+}
+
 // expel makes every lockspace of this node dead: the others recover
 // them without it, so it may never start them again.
 func (e *Engine) expel(why string) []Action {
@@ -264,7 +271,7 @@ func (e *Engine) JoinFailed(ls string) []Action {
 	delete(e.locals, ls)
 	acts := []Action{Stop{Lockspace: ls}, RemoveSpace{Lockspace: ls}}
 	if l.joinSent {
-		acts = append(acts, Send{Msg: Msg{Kind: KindLeave, Lockspace: ls, Incarnation: e.cfg.Incarnation}})
+		acts = append(acts, e.send(Msg{Kind: KindLeave, Lockspace: ls}))
 	}
 	return acts
 }
@@ -351,7 +358,7 @@ func (e *Engine) reconcileOne(l *Local) []Action {
 		if !in {
 			if !l.joinSent {
 				l.joinSent = true
-				acts = append(acts, Send{Msg: Msg{Kind: KindJoin, Lockspace: l.Name, Incarnation: e.cfg.Incarnation}})
+				acts = append(acts, e.send(Msg{Kind: KindJoin, Lockspace: l.Name}))
 			}
 			return acts
 		}
@@ -370,7 +377,7 @@ func (e *Engine) reconcileOne(l *Local) []Action {
 			}
 			l.StoppedFor = sp.Change
 			l.quorumStopped = false
-			acts = append(acts, Send{Msg: Msg{Kind: KindStopped, Lockspace: l.Name, Change: sp.Change, Incarnation: e.cfg.Incarnation}})
+			acts = append(acts, e.send(Msg{Kind: KindStopped, Lockspace: l.Name, Change: sp.Change}))
 		}
 		return acts
 	}
@@ -395,7 +402,7 @@ func (e *Engine) reconcileOne(l *Local) []Action {
 		// Stopped alone on quorum loss while nothing changed: ask for a
 		// change with the same members, so all stop and start together.
 		l.quorumStopped = false
-		acts = append(acts, Send{Msg: Msg{Kind: KindResync, Lockspace: l.Name, Incarnation: e.cfg.Incarnation}})
+		acts = append(acts, e.send(Msg{Kind: KindResync, Lockspace: l.Name}))
 	}
 	return acts
 }
