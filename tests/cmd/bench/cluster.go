@@ -230,43 +230,47 @@ func joinThree(ctx context.Context, r *clusterRun) error {
 	}); err != nil {
 		return err
 	}
-	var mu sync.Mutex
-	var slowest float64
-	if err := r.c.Each(func(n *lab.Node) error {
-		ms, err := joinLatency(ctx, n, ls)
-		mu.Lock()
-		slowest = max(slowest, ms)
-		mu.Unlock()
-		return err
-	}); err != nil {
+	top, err := slowest(r.c, func(n *lab.Node) (float64, error) { return joinLatency(ctx, n, ls) })
+	if err != nil {
 		return err
 	}
 	r.record(Measure{Name: "lockspace join, 3 nodes together (daemon part, slowest node)", Unit: "ms",
-		Note: joinNote + "; the three joins started at once, and the sample is the slowest node's"}, slowest)
+		Note: joinNote + "; the three joins started at once, and the sample is the slowest node's"}, top)
 	return r.c.Each(func(n *lab.Node) error {
 		_, err := n.RunOK(ctx, r.st.tool+" leave "+ls)
 		return err
 	})
 }
 
+// slowest runs measure on every node of c at once and returns the
+// largest value.
+func slowest(c *lab.Cluster, measure func(n *lab.Node) (float64, error)) (float64, error) {
+	var mu sync.Mutex
+	var top float64
+	err := c.Each(func(n *lab.Node) error {
+		v, err := measure(n)
+		mu.Lock()
+		top = max(top, v)
+		mu.Unlock()
+		return err
+	})
+	return top, err
+}
+
 // gfs2Mount mounts the GFS2 disk on the three nodes at once; the sample
 // is the slowest node's mount time.
 func gfs2Mount(ctx context.Context, r *clusterRun) error {
 	dev := r.c.GuestDisk("gfs0")
-	var mu sync.Mutex
-	var slowest float64
-	if err := r.c.Each(func(n *lab.Node) error {
+	top, err := slowest(r.c, func(n *lab.Node) (float64, error) {
 		d, err := n.GuestTime(ctx, "mkdir -p /mnt/gfs2 && /bin/mount -t gfs2 "+dev+" /mnt/gfs2")
-		mu.Lock()
-		slowest = max(slowest, d.Seconds())
-		mu.Unlock()
-		return err
-	}); err != nil {
+		return d.Seconds(), err
+	})
+	if err != nil {
 		return err
 	}
 	r.record(Measure{Name: "GFS2 mount, 3 nodes together (slowest node)", Unit: "s",
 		Note: "guest clock (/proc/uptime), `mount -t gfs2` started on the three nodes at once on a fresh 3-journal filesystem; " +
-			"the sample is the slowest node's"}, slowest)
+			"the sample is the slowest node's"}, top)
 	return r.c.Each(func(n *lab.Node) error {
 		_, err := n.RunOK(ctx, "umount /mnt/gfs2")
 		return err
