@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -280,10 +281,15 @@ func gfs2Mount(ctx context.Context, r *clusterRun) error {
 // pairsRemote is the number of lock+unlock pairs per remote run.
 const pairsRemote = 300
 
+// cPrograms are the two builds of the C benchmark: the row-name part
+// for each, and its program.
+var cPrograms = []struct{ lib, prog string }{{"libdlm_lt", "dlmbench"}, {"libdlm (threaded)", "dlmbench-mt"}}
+
 // remotePairs runs EX lock+unlock pairs on node 2 on a resource that
 // node 1 masters (it holds an NL lock on it, which blocks nothing), with
-// the C libdlm_lt and with our Go binding: every request and every
-// unlock is a round trip to node 1, without contention.
+// both C libraries and with our Go binding: every request and every
+// unlock is a round trip to node 1, without contention. Each C library
+// has its row; the Go samples go in both.
 func remotePairs(ctx context.Context, r *clusterRun) error {
 	holder, n := r.c.Node(1), r.c.Node(2)
 	ls, res := fmt.Sprintf("remote%d", r.run), "res"
@@ -294,27 +300,30 @@ func remotePairs(ctx context.Context, r *clusterRun) error {
 	if err := waitFile(ctx, holder, out, "ready", time.Minute); err != nil {
 		return err
 	}
-	progs := []struct {
-		prog string
-		ref  bool
-	}{{"dlmbench", true}, {"gobench", false}}
-	if r.run%2 == 1 {
-		progs[0], progs[1] = progs[1], progs[0]
-	}
-	for _, p := range progs {
-		o, err := n.RunOK(ctx, fmt.Sprintf("/tmp/%s %s %s %d", p.prog, ls, res, pairsRemote))
-		if err != nil {
-			return err
-		}
-		v, err := rate(p.prog, o)
-		if err != nil {
-			return err
-		}
-		r.env.record(Measure{Name: "libdlm lock+unlock pairs, lock mastered on another node: C libdlm_lt vs Go", Unit: "pairs/s", Higher: true,
+	row := func(lib string) Measure {
+		return Measure{Name: "libdlm lock+unlock pairs, lock mastered on another node: C " + lib + " vs Go", Unit: "pairs/s", Higher: true,
 			Note: fmt.Sprintf("node 2 runs %d EX lock+unlock pairs on a resource node 1 masters (node 1 holds an NL lock on it), so every "+
-				"request and unlock is a round trip between the nodes, without contention; C libdlm_lt vs our Go libdlm, "+
-				"both in every booted cluster of both stacks, in alternating order", pairsRemote)},
-			p.ref, v)
+				"request and unlock is a round trip between the nodes, without contention; C %s vs our Go libdlm, "+
+				"both in every booted cluster of both stacks, in alternating order", pairsRemote, lib)}
+	}
+	progs := []string{"dlmbench", "dlmbench-mt", "gobench"}
+	if r.run%2 == 1 {
+		slices.Reverse(progs)
+	}
+	for _, prog := range progs {
+		o, err := n.RunOK(ctx, fmt.Sprintf("/tmp/%s %s %s %d", prog, ls, res, pairsRemote))
+		if err != nil {
+			return err
+		}
+		v, err := rate(prog, o)
+		if err != nil {
+			return err
+		}
+		for _, c := range cPrograms {
+			if prog == "gobench" || prog == c.prog {
+				r.env.record(row(c.lib), prog != "gobench", v)
+			}
+		}
 	}
 	_, err := holder.RunOK(ctx, "kill $(cat "+out+".pid)")
 	return err
@@ -324,25 +333,28 @@ func remotePairs(ctx context.Context, r *clusterRun) error {
 const contendedSeconds = 4
 
 // contendedPairs runs EX lock+unlock pairs on one resource from nodes 1
-// and 2 at once, with the C libdlm_lt and then with our Go binding; the
-// sample is the two nodes' pairs per second added up. The reference
-// column is the C library on this stack, ours the Go binding.
+// and 2 at once, with each C library and then with our Go binding; the
+// sample is the two nodes' pairs per second added up. Each C library
+// has its row; the Go samples go in both.
 func contendedPairs(ctx context.Context, r *clusterRun) error {
 	lead, follow := r.c.Node(1), r.c.Node(2)
-	progs := []struct {
-		prog string
-		ref  bool
-	}{{"dlmbench", true}, {"gobench", false}}
-	for _, p := range progs {
-		ls := fmt.Sprintf("%s%d", p.prog, r.run)
+	row := func(lib string) Measure {
+		return Measure{Name: "libdlm lock+unlock pairs, 2 nodes contending: C " + lib + " vs Go", Unit: "pairs/s", Higher: true,
+			Note: fmt.Sprintf("nodes 1 and 2 each run EX lock+unlock pairs on one resource for %d s, started together by a gate lock "+
+				"(the second node's request for it reaches the first as a blocking callback); the sample is both nodes' pairs/s added up; "+
+				"C %s vs our Go libdlm, both run in every booted cluster of both stacks (no daemon is on the lock path); "+
+				"the node that masters the resource does most of the pairs", contendedSeconds, lib)}
+	}
+	for _, prog := range []string{"dlmbench", "dlmbench-mt", "gobench"} {
+		ls := fmt.Sprintf("%s%d", strings.ReplaceAll(prog, "-", ""), r.run)
 		out := "/tmp/" + ls + ".out"
-		if _, err := lead.RunOK(ctx, fmt.Sprintf("/tmp/%s %s res %d lead >%s 2>&1 </dev/null &", p.prog, ls, contendedSeconds, out)); err != nil {
+		if _, err := lead.RunOK(ctx, fmt.Sprintf("/tmp/%s %s res %d lead >%s 2>&1 </dev/null &", prog, ls, contendedSeconds, out)); err != nil {
 			return err
 		}
 		if err := waitFile(ctx, lead, out, "ready", time.Minute); err != nil {
 			return err
 		}
-		fo, err := follow.RunOK(ctx, fmt.Sprintf("/tmp/%s %s res %d follow", p.prog, ls, contendedSeconds))
+		fo, err := follow.RunOK(ctx, fmt.Sprintf("/tmp/%s %s res %d follow", prog, ls, contendedSeconds))
 		if err != nil {
 			return err
 		}
@@ -353,20 +365,20 @@ func contendedPairs(ctx context.Context, r *clusterRun) error {
 		if err != nil {
 			return err
 		}
-		a, err := rate(p.prog, lo)
+		a, err := rate(prog, lo)
 		if err != nil {
 			return err
 		}
-		b, err := rate(p.prog, fo)
+		b, err := rate(prog, fo)
 		if err != nil {
 			return err
 		}
-		fmt.Printf("    %s contended: node 1 %.0f pairs/s, node 2 %.0f pairs/s\n", p.prog, a, b)
-		r.env.record(Measure{Name: "libdlm lock+unlock pairs, 2 nodes contending: C libdlm_lt vs Go", Unit: "pairs/s", Higher: true,
-			Note: fmt.Sprintf("nodes 1 and 2 each run EX lock+unlock pairs on one resource for %d s, started together by a gate lock "+
-				"(the second node's request for it reaches the first as a blocking callback); the sample is both nodes' pairs/s added up; "+
-				"C libdlm_lt vs our Go libdlm, both run in every booted cluster of both stacks (no daemon is on the lock path)", contendedSeconds)},
-			p.ref, a+b)
+		fmt.Printf("    %s contended: node 1 %.0f pairs/s, node 2 %.0f pairs/s\n", prog, a, b)
+		for _, c := range cPrograms {
+			if prog == "gobench" || prog == c.prog {
+				r.env.record(row(c.lib), prog != "gobench", a+b)
+			}
+		}
 	}
 	return nil
 }

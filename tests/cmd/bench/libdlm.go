@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"strconv"
 	"strings"
 
@@ -50,6 +51,9 @@ func libdlmPairs(ctx context.Context, env *Env, c *lab.Cluster, cpus int) error 
 	}
 	lt := row("libdlm_lt", "dlm_ls_lock_wait/dlm_ls_unlock_wait, the caller reads its own completions")
 	mt := row("libdlm (threaded)", "dlm_ls_lock_wait/dlm_ls_unlock_wait with dlm_ls_pthread_init: a dispatch thread reads completions")
+	if err := pipePairs(ctx, env, n, fmt.Sprintf("%d-vCPU guest", cpus)); err != nil {
+		return err
+	}
 	for i := -1; i < env.Runs; i++ {
 		var got [3]float64
 		for j, prog := range []string{"dlmbench", "dlmbench-mt", "gobench"} {
@@ -68,6 +72,67 @@ func libdlmPairs(ctx context.Context, env *Env, c *lab.Cluster, cpus int) error 
 		env.record(mt, true, got[1])
 		env.record(lt, false, got[2])
 		env.record(mt, false, got[2])
+	}
+	return nil
+}
+
+// Pipe pairs per run: a pair costs about 1 µs on the host and 4 µs in
+// a guest, so a run lasts about a second or half a second.
+const (
+	pipePairsHost  = 1000000
+	pipePairsGuest = 100000
+)
+
+// pipeMeasure is the syscall baseline's row for where it ran.
+func pipeMeasure(where string, count int) Measure {
+	return Measure{
+		Name: "syscall baseline, " + where + ": write+read pairs on a pipe, C vs Go",
+		Unit: "pairs/s", Higher: true,
+		Note: fmt.Sprintf("no DLM: each pair is an 8-byte write(2) to a non-blocking pipe and a read(2) of it, "+
+			"the two syscalls of a synchronous DLM operation, made in Go the way our libdlm makes them (the write through "+
+			"the scheduler, the read raw); %d pairs per run, runs alternating after a warm-up round; "+
+			"the ratio is what the machine's syscall path alone leaves of the Go side's rate", count)}
+}
+
+// pipePairs runs the syscall baseline in a guest.
+func pipePairs(ctx context.Context, env *Env, n *lab.Node, where string) error {
+	m := pipeMeasure(where, pipePairsGuest)
+	for i := -1; i < env.Runs; i++ {
+		for _, prog := range []string{"pipebench-c", "pipebench"} {
+			out, err := n.RunOK(ctx, fmt.Sprintf("/tmp/%s %d", prog, pipePairsGuest))
+			if err != nil {
+				return err
+			}
+			v, err := rate(prog, out)
+			if err != nil {
+				return err
+			}
+			if i >= 0 { // the first round warms up
+				env.record(m, prog == "pipebench-c", v)
+			}
+		}
+	}
+	return nil
+}
+
+// syscallBaselineHost runs the syscall baseline natively on the host,
+// with no emulation, for comparison with the guests'.
+func syscallBaselineHost(ctx context.Context, env *Env) error {
+	m := pipeMeasure("host (no emulation)", pipePairsHost)
+	for i := -1; i < env.Runs; i++ {
+		for _, prog := range []string{"pipebench-c", "pipebench"} {
+			out, err := exec.CommandContext(ctx, env.Bin[prog], strconv.Itoa(pipePairsHost)).Output()
+			if err != nil {
+				return fmt.Errorf("%s: %w", prog, err)
+			}
+			v, err := rate(prog, string(out))
+			if err != nil {
+				return err
+			}
+			if i >= 0 {
+				env.record(m, prog == "pipebench-c", v)
+			}
+		}
 	}
 	return nil
 }

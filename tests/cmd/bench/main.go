@@ -87,7 +87,7 @@ func Done(c *lab.Cluster) {
 // scenario measures both sides itself.
 type scenario func(ctx context.Context, env *Env) error
 
-var scenarios = []scenario{libdlmPairsOneNode, clusterRuns}
+var scenarios = []scenario{syscallBaselineHost, libdlmPairsOneNode, clusterRuns}
 
 func main() {
 	runs := flag.Int("runs", 5, "runs per side and scenario")
@@ -127,29 +127,33 @@ func run(runs int, out string) error {
 	return os.WriteFile(out, []byte(doc), 0o644)
 }
 
-// buildPrograms builds the Go benchmark static and the C one against
-// Debian's libdlm-dev, with libdlm_lt and with the threaded libdlm.
+// buildPrograms builds the Go benchmarks static, the C one against
+// Debian's libdlm-dev, with libdlm_lt and with the threaded libdlm, and
+// the C syscall baseline.
 func buildPrograms(ctx context.Context) (map[string]string, error) {
 	dir, err := os.MkdirTemp("", "godlm-bench-")
 	if err != nil {
 		return nil, err
 	}
 	bins := map[string]string{}
-	for _, b := range []string{"gobench", "dlmbench", "dlmbench-mt"} {
+	for _, b := range []string{"gobench", "dlmbench", "dlmbench-mt", "pipebench", "pipebench-c"} {
 		bins[b] = filepath.Join(dir, b)
 	}
-	gb := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bins["gobench"], "./tests/bench/gobench")
-	gb.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := gb.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("build gobench: %v\n%s", err, out)
+	for _, prog := range []string{"gobench", "pipebench"} {
+		gb := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bins[prog], "./tests/bench/"+prog)
+		gb.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := gb.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("build %s: %v\n%s", prog, err, out)
+		}
 	}
 	for _, c := range [][]string{
 		{"-o", bins["dlmbench"], "tests/bench/cbench/dlmbench.c", "-ldlm_lt"},
 		{"-DTHREADED", "-pthread", "-o", bins["dlmbench-mt"], "tests/bench/cbench/dlmbench.c", "-ldlm"},
+		{"-o", bins["pipebench-c"], "tests/bench/cbench/pipebench.c"},
 	} {
 		args := append([]string{"-O2", "-Wall"}, c...)
 		if out, err := exec.CommandContext(ctx, "cc", args...).CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("build %s (needs libdlm-dev; scripts/prereqs.sh installs it): %v\n%s", filepath.Base(c[len(c)-3]), err, out)
+			return nil, fmt.Errorf("build %s (needs libdlm-dev; scripts/prereqs.sh installs it): %v\n%s", c[len(c)-1], err, out)
 		}
 	}
 	return bins, nil
