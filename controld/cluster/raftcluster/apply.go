@@ -193,6 +193,7 @@ func (c *Core) persist() error {
 	if err := c.cfg.Storage.Save(st); err != nil {
 		return fmt.Errorf("persisting the consensus state: %w", err)
 	}
+	c.savedTerm, c.savedVote = hs.GetTerm(), hs.GetVote()
 	return nil
 }
 

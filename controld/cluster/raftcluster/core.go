@@ -36,9 +36,12 @@ type Core struct {
 	rn      *raft.RawNode
 	storage *raft.MemoryStorage
 
-	state    *clusterState // the replicated cluster state
-	applied  uint64        // last log index applied
-	nextSnap uint64        // do not try a snapshot before this index
+	state   *clusterState // the replicated cluster state
+	applied uint64        // last log index applied
+	// savedTerm and savedVote are the hard state's term and vote as
+	// last persisted.
+	savedTerm, savedVote uint64
+	nextSnap             uint64 // do not try a snapshot before this index
 
 	// This node's own membership and requests.
 	inc      uint64    // current incarnation
@@ -170,6 +173,7 @@ func NewCore(cfg Config) (*Core, error) {
 	}
 	c.applied = st.Snapshot.GetMetadata().GetIndex()
 	c.nextSnap = c.applied + cfg.SnapshotEntries
+	c.savedTerm, c.savedVote = st.HardState.GetTerm(), st.HardState.GetVote()
 	if fresh && cfg.Storage != nil {
 		if err := cfg.Storage.Save(st); err != nil {
 			return nil, fmt.Errorf("saving the initial state: %w", err)
@@ -405,7 +409,15 @@ func (c *Core) handleReady() error {
 		if err := c.storage.SetHardState(rd.HardState); err != nil {
 			return fmt.Errorf("storing the hard state: %w", err)
 		}
-		changed = true
+		// Only the term and the vote must be on disk before the next
+		// message goes out. A new commit index alone is not written:
+		// the next write takes it along, and a node restarted with an
+		// older one learns the rest from the leader. Writing the whole
+		// state for it cost every commit, on every node, a write on the
+		// path of the messages that announce it.
+		if rd.HardState.GetTerm() != c.savedTerm || rd.HardState.GetVote() != c.savedVote {
+			changed = true
+		}
 	}
 	if changed {
 		if err := c.persist(); err != nil {

@@ -630,3 +630,35 @@ func TestReproposalAfterTimeout(t *testing.T) {
 		t.Errorf("applied %d times, result %v; want once, nil", count, f.done[id])
 	}
 }
+
+// TestCommitIndexAloneNotPersisted checks that a new commit index alone
+// does not rewrite the persisted state, while what safety needs is on
+// disk: the committed entry itself, the term and the vote.
+func TestCommitIndexAloneNotPersisted(t *testing.T) {
+	tn := newTestNet(t, 3, nil)
+	tn.form()
+	tn.settle()
+	id := tn.nodes[2].core.Broadcast([]byte("last"))
+	tn.runUntil("broadcast done", 100, func() bool { return tn.nodes[2].allDone([]uint64{id}) })
+	tn.settle()
+	for _, n := range tn.up() {
+		st, err := n.store.Load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		bs := n.core.rn.BasicStatus()
+		last := st.Snapshot.GetMetadata().GetIndex()
+		if len(st.Entries) > 0 {
+			last = st.Entries[len(st.Entries)-1].GetIndex()
+		}
+		if last < bs.GetCommit() {
+			t.Errorf("node %d: log on disk ends at %d, before the commit index %d", n.id, last, bs.GetCommit())
+		}
+		if st.HardState.GetTerm() != bs.GetTerm() || st.HardState.GetVote() != bs.GetVote() {
+			t.Errorf("node %d: term %d vote %d on disk, %d %d in memory", n.id, st.HardState.GetTerm(), st.HardState.GetVote(), bs.GetTerm(), bs.GetVote())
+		}
+		if st.HardState.GetCommit() >= bs.GetCommit() {
+			t.Errorf("node %d: commit index %d on disk: the commit alone was written", n.id, st.HardState.GetCommit())
+		}
+	}
+}
