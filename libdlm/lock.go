@@ -204,31 +204,46 @@ func (ls *Lockspace) lock(name string, mode Mode, flags Flags, sync bool, done f
 }
 
 // wait waits for op's completion; if ctx ends first it cancels the
-// operation in the kernel and waits for the kernel's answer.
+// operation in the kernel and waits for the kernel's answer, which then
+// matches ctx.Err() too if it is ErrCancelled.
 func (l *Lock) wait(ctx context.Context, op *pendingOp) Result {
-	if r, err := l.readUntil(ctx, op, true); err == nil {
-		if errors.Is(r.Err, ErrCancelled) && ctx.Err() != nil {
-			r.Err = fmt.Errorf("%w: %w", ErrCancelled, ctx.Err())
-		}
-		return r
+	r, _ := l.await(ctx, op, true) // cancelling, it never gives up
+	if errors.Is(r.Err, ErrCancelled) && ctx.Err() != nil {
+		r.Err = fmt.Errorf("%w: %w", ErrCancelled, ctx.Err())
+	}
+	return r
+}
+
+// await waits for op, a synchronous operation of l: it reads the device
+// itself while nobody else does (readUntil), and otherwise parks until
+// the reader goroutine delivers the answer. If ctx ends first, it
+// cancels op in the kernel and goes on waiting for the answer (cancel
+// set), or gives up and returns ctx.Err() (an unlock, which cannot be
+// cancelled, completes in the kernel all the same).
+func (l *Lock) await(ctx context.Context, op *pendingOp, cancel bool) (Result, error) {
+	r, err := l.readUntil(ctx, op, cancel)
+	if err == nil {
+		return r, nil
+	}
+	if errors.Is(err, errGaveUp) {
+		return Result{}, ctx.Err()
 	}
 	ch, r, ok := l.answer(op)
 	if ok {
-		return r
+		return r, nil
 	}
 	l.ls.addNeed(1)
 	defer l.ls.addNeed(-1)
 	select {
 	case r := <-ch:
-		return r
+		return r, nil
 	case <-ctx.Done():
 	}
-	l.Cancel() // if it cannot be cancelled, its completion still comes
-	r = <-ch
-	if errors.Is(r.Err, ErrCancelled) {
-		r.Err = fmt.Errorf("%w: %w", ErrCancelled, ctx.Err())
+	if !cancel {
+		return Result{}, ctx.Err()
 	}
-	return r
+	l.Cancel() // if it cannot be cancelled, its completion still comes
+	return <-ch, nil
 }
 
 // readUntil waits for op by reading the device in the caller, as long
@@ -371,36 +386,14 @@ func (l *Lock) Unlock(ctx context.Context, flags Flags) error {
 	if err != nil {
 		return err
 	}
-	r, err := l.readUntil(ctx, op, false)
+	r, err := l.await(ctx, op, false)
 	if err == nil {
-		if r.Err != nil {
-			return &OpError{Op: "unlock", Resource: l.name, Err: r.Err}
-		}
-		return nil
+		err = r.Err
 	}
-	if errors.Is(err, errGaveUp) {
-		// An unlock cannot be cancelled; it completes in the kernel.
-		return &OpError{Op: "unlock", Resource: l.name, Err: ctx.Err()}
+	if err != nil {
+		return &OpError{Op: "unlock", Resource: l.name, Err: err}
 	}
-	ch, r, ok := l.answer(op)
-	if ok {
-		if r.Err != nil {
-			return &OpError{Op: "unlock", Resource: l.name, Err: r.Err}
-		}
-		return nil
-	}
-	l.ls.addNeed(1)
-	defer l.ls.addNeed(-1)
-	select {
-	case r := <-ch:
-		if r.Err != nil {
-			return &OpError{Op: "unlock", Resource: l.name, Err: r.Err}
-		}
-		return nil
-	case <-ctx.Done():
-		// An unlock cannot be cancelled; it completes in the kernel.
-		return &OpError{Op: "unlock", Resource: l.name, Err: ctx.Err()}
-	}
+	return nil
 }
 
 func (l *Lock) unlock(flags Flags, sync bool, done func(Result)) (*pendingOp, error) {

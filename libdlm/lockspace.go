@@ -212,9 +212,7 @@ func (ls *Lockspace) Close() error {
 	ls.closed.Store(true)
 	ls.needCond.Broadcast()
 	ls.mu.Unlock()
-	var one [8]byte
-	one[0] = 1
-	unix.Write(ls.efd, one[:]) // wakes the pollers
+	signal(ls.efd) // wakes the pollers
 	<-ls.readerDone
 	ls.fdmu.Lock()
 	err := unix.Close(ls.fd)
@@ -408,9 +406,14 @@ func (ls *Lockspace) wake() {
 	if ls.fd < 0 { // closed, and wfd with it
 		return
 	}
+	signal(ls.wfd)
+}
+
+// signal makes the eventfd efd readable, waking whoever polls it.
+func signal(efd int) {
 	var one [8]byte
 	one[0] = 1
-	unix.Write(ls.wfd, one[:])
+	unix.Write(efd, one[:])
 }
 
 // addNeed changes the count of waiters that need the reader goroutine.
