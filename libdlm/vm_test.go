@@ -215,14 +215,7 @@ func TestVMBlockingCallback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case m := <-blocked:
-		if m != ModePR {
-			t.Errorf("blocking callback for %v, want PR", m)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no blocking callback")
-	}
+	wantBlocking(t, blocked, ModePR)
 	// The holder gives way by converting down; the waiter is granted.
 	if err := h.Convert(ctx, ModeCR, 0); err != nil {
 		t.Fatal(err)
@@ -581,16 +574,23 @@ func TestVMWaitersAndCallbacks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case m := <-basts:
-		if m != ModeEX {
-			t.Errorf("blocking callback for %v, want EX", m)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no blocking callback")
-	}
+	wantBlocking(t, basts, ModeEX)
 	if err := cb.Unlock(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
 	_ = w
+}
+
+// wantBlocking waits up to 5 s for a blocking callback on ch and checks
+// it carries the blocked mode want.
+func wantBlocking(t *testing.T, ch <-chan Mode, want Mode) {
+	t.Helper()
+	select {
+	case m := <-ch:
+		if m != want {
+			t.Errorf("blocking callback for %v, want %v", m, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no blocking callback")
+	}
 }
