@@ -706,16 +706,25 @@ func (n *Node) StartDLMControld(ctx context.Context, conf string) error {
 	if _, err := n.RunOK(ctx, "dlm_controld -D >>"+DLMControldLog+" 2>&1 </dev/null &"); err != nil {
 		return err
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	return n.waitAnswer(ctx, "dlm_tool status", "dlm_controld not answering", 30*time.Second, "cat "+DLMControldLog)
+}
+
+// waitAnswer polls the shell command cmd on n until it exits 0, for at
+// most limit or until ctx ends; the error then says what, with the
+// output of the shell command logs.
+func (n *Node) waitAnswer(ctx context.Context, cmd, what string, limit time.Duration, logs string) error {
+	deadline := time.Now().Add(limit)
 	for {
-		r, err := n.Run(ctx, "dlm_tool status")
+		r, err := n.Run(ctx, cmd)
 		if err == nil && r.ExitCode == 0 {
 			return nil
 		}
-		if time.Now().After(deadline) {
-			log, _ := n.RunOK(ctx, "cat "+DLMControldLog)
-			return fmt.Errorf("node %d: dlm_controld not answering: %v %+v\nlog:\n%s", n.ID, err, r, log)
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+			out, _ := n.RunOK(lctx, logs)
+			cancel()
+			return fmt.Errorf("node %d: %s after %v: %v %+v\nlogs:\n%s", n.ID, what, limit, err, r, out)
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -107,18 +107,5 @@ func (n *Node) StartReference(ctx context.Context, corosyncConf, dlmConf string)
 // waitRef polls cmd on n until it exits 0, for at most refStartLimit;
 // on timeout the error says what and carries the reference logs.
 func (n *Node) waitRef(ctx context.Context, cmd, what string) error {
-	deadline := time.Now().Add(refStartLimit)
-	for {
-		r, err := n.Run(ctx, cmd)
-		if err == nil && r.ExitCode == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
-			logs, _ := n.RunOK(lctx, "tail -n 40 "+CorosyncLog+" "+RefDLMControldLog+" 2>&1; true")
-			cancel()
-			return fmt.Errorf("node %d: %s after %v: %v %+v\n%s", n.ID, what, refStartLimit, err, r, logs)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return n.waitAnswer(ctx, cmd, what, refStartLimit, "tail -n 40 "+CorosyncLog+" "+RefDLMControldLog+" 2>&1; true")
 }
