@@ -95,6 +95,48 @@ func timed(ctx context.Context, n *lab.Node, cmd string) (int, error) {
 	return int(d.Milliseconds()), err
 }
 
+// timedEach runs cmd on every node of c at once (step names it if one
+// fails) and logs how long it took on each, by the guest's clock, as
+// the MEASURE line what.
+func timedEach(ctx context.Context, t *testing.T, c *lab.Cluster, step, what, cmd string) {
+	t.Helper()
+	ms := make([]int, len(c.Nodes()))
+	allOK(t, step, c.Each(func(n *lab.Node) error {
+		var err error
+		ms[n.ID-1], err = timed(ctx, n, cmd)
+		return err
+	}))
+	var b strings.Builder
+	for i, v := range ms {
+		fmt.Fprintf(&b, " node%d %d", i+1, v)
+	}
+	t.Logf("MEASURE %s (guest clock, ms):%s", what, b.String())
+}
+
+// configfsMembers returns the node ids in lockspace ls's configfs
+// member list on n, sorted, each followed by a space.
+func configfsMembers(ctx context.Context, n *lab.Node, ls string) (string, error) {
+	return n.RunOK(ctx, "cat /sys/kernel/config/dlm/cluster/spaces/"+ls+"/nodes/*/nodeid | sort | tr '\\n' ' '")
+}
+
+// filesShared writes a file under mnt on each node of ids and checks
+// that every one of them reads each file back identically.
+func filesShared(ctx context.Context, t *testing.T, c *lab.Cluster, mnt string, ids []int) {
+	t.Helper()
+	for _, w := range ids {
+		data := fmt.Sprintf("written on node %d\n", w)
+		if _, err := c.Node(w).RunOK(ctx, fmt.Sprintf("printf '%s' > %s/f%d && sync", data, mnt, w)); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range ids {
+			out, err := c.Node(r).RunOK(ctx, fmt.Sprintf("cat %s/f%d", mnt, w))
+			if err != nil || out != data {
+				t.Errorf("node %d reads f%d = %q %v, want %q", r, w, out, err, data)
+			}
+		}
+	}
+}
+
 // countOn runs dlmcounter in lockspace ls on the nodes ids of c at once,
 // each adding per to the value-block counter of resource res under EX
 // once all have arrived (so that they contend), and checks that every
@@ -194,7 +236,7 @@ func TestClusterThreeNodes(t *testing.T) {
 			})
 			out, _ := c.Node(id).RunOK(ctx, "grep -o 'joined lockspace lockspace=vmtest.*' "+daemonLog+" | grep -o 'join_ms=[0-9.]*'")
 			t.Logf("MEASURE node %d vmtest join (uevent to event_done, daemon log, 3 nodes joining together): %s", id, strings.TrimSpace(out))
-			if out, err := c.Node(id).RunOK(ctx, "cat /sys/kernel/config/dlm/cluster/spaces/vmtest/nodes/*/nodeid | sort | tr '\\n' ' '"); err != nil || out != "1 2 3 " {
+			if out, err := configfsMembers(ctx, c.Node(id), "vmtest"); err != nil || out != "1 2 3 " {
 				t.Errorf("node %d: configfs members %q %v", id, out, err)
 			}
 		}
@@ -220,26 +262,9 @@ func TestClusterThreeNodes(t *testing.T) {
 
 	shared := func(t *testing.T, fs, mnt, mount string, recovery string) {
 		dev := c.GuestDisk(map[string]string{"gfs2": "gfs0", "ocfs2": "ocfs0"}[fs])
-		ms := make([]int, 3)
-		allOK(t, "mount", c.Each(func(n *lab.Node) error {
-			var err error
-			ms[n.ID-1], err = timed(ctx, n, "mkdir -p "+mnt+" && "+mount+" "+dev+" "+mnt)
-			return err
-		}))
-		t.Logf("MEASURE %s mount on 3 nodes together (guest clock, ms): node1 %d node2 %d node3 %d", fs, ms[0], ms[1], ms[2])
+		timedEach(ctx, t, c, "mount", fs+" mount on 3 nodes together", "mkdir -p "+mnt+" && "+mount+" "+dev+" "+mnt)
 		// A file written on one node reads back identically on the others.
-		for _, w := range ids {
-			data := fmt.Sprintf("written on node %d\n", w)
-			if _, err := c.Node(w).RunOK(ctx, fmt.Sprintf("printf '%s' > %s/f%d && sync", data, mnt, w)); err != nil {
-				t.Fatal(err)
-			}
-			for _, r := range ids {
-				out, err := c.Node(r).RunOK(ctx, fmt.Sprintf("cat %s/f%d", mnt, w))
-				if err != nil || out != data {
-					t.Errorf("node %d reads f%d = %q %v, want %q", r, w, out, err, data)
-				}
-			}
-		}
+		filesShared(ctx, t, c, mnt, ids)
 		// Unmounting node 3 leaves the others working, without recovery.
 		before := []int{count(ctx, t, c.Node(1), recovery), count(ctx, t, c.Node(2), recovery)}
 		if _, err := c.Node(3).RunOK(ctx, "umount "+mnt); err != nil {
@@ -319,7 +344,7 @@ func TestClusterThreeNodes(t *testing.T) {
 		if !strings.Contains(st, fmt.Sprintf("lockspace part stopped change %s members 1,2,3\n", before[1])) || fmt.Sprint(members(st)) != "[1 2 3]" {
 			t.Errorf("isolated node changed something:\n%s", st)
 		}
-		if ctl, err := c.Node(3).RunOK(ctx, "cat /sys/kernel/config/dlm/cluster/spaces/part/nodes/*/nodeid | sort | tr '\\n' ' '"); err != nil || ctl != "1 2 3 " {
+		if ctl, err := configfsMembers(ctx, c.Node(3), "part"); err != nil || ctl != "1 2 3 " {
 			t.Errorf("isolated node's configfs members %q %v", ctl, err)
 		}
 

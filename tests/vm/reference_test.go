@@ -86,18 +86,12 @@ func TestReferenceStack(t *testing.T) {
 	}
 
 	// A lockspace joined by all three at once through Debian's dlm_tool.
-	ms := make([]int, 3)
-	allOK(t, "dlm_tool join", c.Each(func(n *lab.Node) error {
-		var err error
-		ms[n.ID-1], err = timed(ctx, n, refTool+" join reftest")
-		return err
-	}))
-	t.Logf("MEASURE reftest join, 3 nodes together (guest clock, ms): node1 %d node2 %d node3 %d", ms[0], ms[1], ms[2])
+	timedEach(ctx, t, c, "dlm_tool join", "reftest join, 3 nodes together", refTool+" join reftest")
 	for _, id := range ids {
 		n := c.Node(id)
 		deadline := time.Now().Add(30 * time.Second)
 		for {
-			out, err := n.RunOK(ctx, "cat /sys/kernel/config/dlm/cluster/spaces/reftest/nodes/*/nodeid | sort | tr '\\n' ' '")
+			out, err := configfsMembers(ctx, n, "reftest")
 			if err == nil && out == "1 2 3 " {
 				break
 			}
@@ -117,33 +111,9 @@ func TestReferenceStack(t *testing.T) {
 
 	// GFS2 on all three, a file written on each read on the others.
 	dev, mnt := c.GuestDisk("gfs0"), "/mnt/gfs2"
-	allOK(t, "mount", c.Each(func(n *lab.Node) error {
-		var err error
-		ms[n.ID-1], err = timed(ctx, n, "mkdir -p "+mnt+" && mount -t gfs2 "+dev+" "+mnt)
-		return err
-	}))
-	t.Logf("MEASURE gfs2 mount on 3 nodes together (guest clock, ms): node1 %d node2 %d node3 %d", ms[0], ms[1], ms[2])
-	for _, w := range ids {
-		data := fmt.Sprintf("written on node %d\n", w)
-		if _, err := c.Node(w).RunOK(ctx, fmt.Sprintf("printf '%s' > %s/f%d && sync", data, mnt, w)); err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range ids {
-			if r == w {
-				continue
-			}
-			out, err := c.Node(r).RunOK(ctx, fmt.Sprintf("cat %s/f%d", mnt, w))
-			if err != nil || out != data {
-				t.Errorf("node %d reads f%d = %q %v, want %q", r, w, out, err, data)
-			}
-		}
-	}
-	allOK(t, "umount", c.Each(func(n *lab.Node) error {
-		var err error
-		ms[n.ID-1], err = timed(ctx, n, "umount "+mnt)
-		return err
-	}))
-	t.Logf("MEASURE gfs2 umount on 3 nodes together (guest clock, ms): node1 %d node2 %d node3 %d", ms[0], ms[1], ms[2])
+	timedEach(ctx, t, c, "mount", "gfs2 mount on 3 nodes together", "mkdir -p "+mnt+" && mount -t gfs2 "+dev+" "+mnt)
+	filesShared(ctx, t, c, mnt, ids)
+	timedEach(ctx, t, c, "umount", "gfs2 umount on 3 nodes together", "umount "+mnt)
 
 	allOK(t, "dlm_tool leave", c.Each(func(n *lab.Node) error {
 		_, err := n.RunOK(ctx, refTool+" leave reftest")
