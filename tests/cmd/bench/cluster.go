@@ -281,10 +281,6 @@ func gfs2Mount(ctx context.Context, r *clusterRun) error {
 // pairsRemote is the number of lock+unlock pairs per remote run.
 const pairsRemote = 300
 
-// cPrograms are the two builds of the C benchmark: the row-name part
-// for each, and its program.
-var cPrograms = []struct{ lib, prog string }{{"libdlm_lt", "dlmbench"}, {"libdlm (threaded)", "dlmbench-mt"}}
-
 // remotePairs runs EX lock+unlock pairs on node 2 on a resource that
 // node 1 masters (it holds an NL lock on it, which blocks nothing), with
 // both C libraries and with our Go binding: every request and every
@@ -300,11 +296,11 @@ func remotePairs(ctx context.Context, r *clusterRun) error {
 	if err := waitFile(ctx, holder, out, "ready", time.Minute); err != nil {
 		return err
 	}
-	row := func(lib string) Measure {
-		return Measure{Name: "libdlm lock+unlock pairs, lock mastered on another node: C " + lib + " vs Go", Unit: "pairs/s", Higher: true,
+	row := func(c cProgram) Measure {
+		return Measure{Name: "libdlm lock+unlock pairs, lock mastered on another node: C " + c.lib + " vs Go", Unit: "pairs/s", Higher: true,
 			Note: fmt.Sprintf("node 2 runs %d EX lock+unlock pairs on a resource node 1 masters (node 1 holds an NL lock on it), so every "+
 				"request and unlock is a round trip between the nodes, without contention; C %s vs our Go libdlm, "+
-				"both in every booted cluster of both stacks, in alternating order", pairsRemote, lib)}
+				"both in every booted cluster of both stacks, in alternating order", pairsRemote, c.lib)}
 	}
 	progs := []string{"dlmbench", "dlmbench-mt", "gobench"}
 	if r.run%2 == 1 {
@@ -319,11 +315,7 @@ func remotePairs(ctx context.Context, r *clusterRun) error {
 		if err != nil {
 			return err
 		}
-		for _, c := range cPrograms {
-			if prog == "gobench" || prog == c.prog {
-				r.env.record(row(c.lib), prog != "gobench", v)
-			}
-		}
+		recordLibs(r.env, row, prog, v)
 	}
 	_, err := holder.RunOK(ctx, "kill $(cat "+out+".pid)")
 	return err
@@ -338,12 +330,12 @@ const contendedSeconds = 4
 // has its row; the Go samples go in both.
 func contendedPairs(ctx context.Context, r *clusterRun) error {
 	lead, follow := r.c.Node(1), r.c.Node(2)
-	row := func(lib string) Measure {
-		return Measure{Name: "libdlm lock+unlock pairs, 2 nodes contending: C " + lib + " vs Go", Unit: "pairs/s", Higher: true,
+	row := func(c cProgram) Measure {
+		return Measure{Name: "libdlm lock+unlock pairs, 2 nodes contending: C " + c.lib + " vs Go", Unit: "pairs/s", Higher: true,
 			Note: fmt.Sprintf("nodes 1 and 2 each run EX lock+unlock pairs on one resource for %d s, started together by a gate lock "+
 				"(the second node's request for it reaches the first as a blocking callback); the sample is both nodes' pairs/s added up; "+
 				"C %s vs our Go libdlm, both run in every booted cluster of both stacks (no daemon is on the lock path); "+
-				"the node that masters the resource does most of the pairs", contendedSeconds, lib)}
+				"the node that masters the resource does most of the pairs", contendedSeconds, c.lib)}
 	}
 	for _, prog := range []string{"dlmbench", "dlmbench-mt", "gobench"} {
 		ls := fmt.Sprintf("%s%d", strings.ReplaceAll(prog, "-", ""), r.run)
@@ -374,11 +366,7 @@ func contendedPairs(ctx context.Context, r *clusterRun) error {
 			return err
 		}
 		fmt.Printf("    %s contended: node 1 %.0f pairs/s, node 2 %.0f pairs/s\n", prog, a, b)
-		for _, c := range cPrograms {
-			if prog == "gobench" || prog == c.prog {
-				r.env.record(row(c.lib), prog != "gobench", a+b)
-			}
-		}
+		recordLibs(r.env, row, prog, a+b)
 	}
 	return nil
 }

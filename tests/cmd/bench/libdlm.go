@@ -41,37 +41,31 @@ func libdlmPairs(ctx context.Context, env *Env, c *lab.Cluster, cpus int) error 
 	if err := copyPrograms(ctx, env, c); err != nil {
 		return err
 	}
-	row := func(lib, how string) Measure {
+	row := func(c cProgram) Measure {
 		return Measure{
-			Name: fmt.Sprintf("libdlm lock+unlock pairs, 1 node, uncontended, %d-vCPU guest: C %s vs Go", cpus, lib),
+			Name: fmt.Sprintf("libdlm lock+unlock pairs, 1 node, uncontended, %d-vCPU guest: C %s vs Go", cpus, c.lib),
 			Unit: "pairs/s", Higher: true,
 			Note: fmt.Sprintf("the C libdlm's %s (%s) vs our Go libdlm (Lockspace.Lock, Lock.Unlock), %d EX pairs on one resource per run, "+
-				"runs alternating in one guest after a warm-up round; both make the same four syscalls per pair", lib, how, pairsUncontended),
+				"runs alternating in one guest after a warm-up round; both make the same four syscalls per pair", c.lib, c.how, pairsUncontended),
 		}
 	}
-	lt := row("libdlm_lt", "dlm_ls_lock_wait/dlm_ls_unlock_wait, the caller reads its own completions")
-	mt := row("libdlm (threaded)", "dlm_ls_lock_wait/dlm_ls_unlock_wait with dlm_ls_pthread_init: a dispatch thread reads completions")
 	if err := pipePairs(ctx, env, n, fmt.Sprintf("%d-vCPU guest", cpus)); err != nil {
 		return err
 	}
 	for i := -1; i < env.Runs; i++ {
-		var got [3]float64
-		for j, prog := range []string{"dlmbench", "dlmbench-mt", "gobench"} {
+		for _, prog := range []string{"dlmbench", "dlmbench-mt", "gobench"} {
 			out, err := n.RunOK(ctx, fmt.Sprintf("/tmp/%s bench res %d", prog, pairsUncontended))
 			if err != nil {
 				return err
 			}
-			if got[j], err = rate(prog, out); err != nil {
+			v, err := rate(prog, out)
+			if err != nil {
 				return err
 			}
+			if i >= 0 { // the first round warms up
+				recordLibs(env, row, prog, v)
+			}
 		}
-		if i < 0 { // the first round warms up
-			continue
-		}
-		env.record(lt, true, got[0])
-		env.record(mt, true, got[1])
-		env.record(lt, false, got[2])
-		env.record(mt, false, got[2])
 	}
 	return nil
 }
@@ -96,10 +90,29 @@ func pipeMeasure(where string, count int) Measure {
 
 // pipePairs runs the syscall baseline in a guest.
 func pipePairs(ctx context.Context, env *Env, n *lab.Node, where string) error {
-	m := pipeMeasure(where, pipePairsGuest)
+	return pipeRuns(env, pipeMeasure(where, pipePairsGuest), func(prog string) (string, error) {
+		return n.RunOK(ctx, fmt.Sprintf("/tmp/%s %d", prog, pipePairsGuest))
+	})
+}
+
+// syscallBaselineHost runs the syscall baseline natively on the host,
+// with no emulation, for comparison with the guests'.
+func syscallBaselineHost(ctx context.Context, env *Env) error {
+	return pipeRuns(env, pipeMeasure("host (no emulation)", pipePairsHost), func(prog string) (string, error) {
+		out, err := exec.CommandContext(ctx, env.Bin[prog], strconv.Itoa(pipePairsHost)).Output()
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", prog, err)
+		}
+		return string(out), nil
+	})
+}
+
+// pipeRuns records the syscall baseline in m: the C and Go programs,
+// run by run, alternating, after a warm-up round.
+func pipeRuns(env *Env, m Measure, run func(prog string) (string, error)) error {
 	for i := -1; i < env.Runs; i++ {
 		for _, prog := range []string{"pipebench-c", "pipebench"} {
-			out, err := n.RunOK(ctx, fmt.Sprintf("/tmp/%s %d", prog, pipePairsGuest))
+			out, err := run(prog)
 			if err != nil {
 				return err
 			}
@@ -115,26 +128,26 @@ func pipePairs(ctx context.Context, env *Env, n *lab.Node, where string) error {
 	return nil
 }
 
-// syscallBaselineHost runs the syscall baseline natively on the host,
-// with no emulation, for comparison with the guests'.
-func syscallBaselineHost(ctx context.Context, env *Env) error {
-	m := pipeMeasure("host (no emulation)", pipePairsHost)
-	for i := -1; i < env.Runs; i++ {
-		for _, prog := range []string{"pipebench-c", "pipebench"} {
-			out, err := exec.CommandContext(ctx, env.Bin[prog], strconv.Itoa(pipePairsHost)).Output()
-			if err != nil {
-				return fmt.Errorf("%s: %w", prog, err)
-			}
-			v, err := rate(prog, string(out))
-			if err != nil {
-				return err
-			}
-			if i >= 0 {
-				env.record(m, prog == "pipebench-c", v)
-			}
+// cProgram is a build of the C benchmark: the C library it links, for
+// row names, the program's name, and how that library waits.
+type cProgram struct{ lib, prog, how string }
+
+// cPrograms are the two builds of the C benchmark.
+var cPrograms = []cProgram{
+	{"libdlm_lt", "dlmbench", "dlm_ls_lock_wait/dlm_ls_unlock_wait, the caller reads its own completions"},
+	{"libdlm (threaded)", "dlmbench-mt", "dlm_ls_lock_wait/dlm_ls_unlock_wait with dlm_ls_pthread_init: a dispatch thread reads completions"},
+}
+
+// recordLibs records v, a sample of prog, in the row (made by row) of
+// each C library it is compared with: a C program's sample goes on the
+// reference side of its own library's row, gobench's on our side of
+// every row.
+func recordLibs(env *Env, row func(cProgram) Measure, prog string, v float64) {
+	for _, c := range cPrograms {
+		if prog == "gobench" || prog == c.prog {
+			env.record(row(c), prog != "gobench", v)
 		}
 	}
-	return nil
 }
 
 // rate reads the rate= field a benchmark program prints.
