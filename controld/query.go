@@ -91,8 +91,7 @@ func (s *QueryServer) serve(c *net.UnixConn, stream bool) {
 			}
 			return
 		}
-		c.SetWriteDeadline(time.Now().Add(30 * time.Second))
-		if err := s.dispatch(c, cred, h, payload); err != nil {
+		if err := s.dispatch(replyWriter{c, replyTimeout}, cred, h, payload); err != nil {
 			s.d.log.Debug("query reply failed", "command", h.Command, "err", err)
 			return
 		}
@@ -100,6 +99,27 @@ func (s *QueryServer) serve(c *net.UnixConn, stream bool) {
 			return
 		}
 	}
+}
+
+// replyTimeout bounds each write of a reply to a client that does not
+// read it.
+const replyTimeout = 30 * time.Second
+
+// replyWriter writes a reply to a query connection, each write with its
+// own deadline, counted from the write: a request may wait a long time
+// for the kernel first (a leave while the lockspace recovers waited
+// 190 s in the lab), and its client, still waiting, must get the
+// answer rather than a closed connection.
+type replyWriter struct {
+	c       *net.UnixConn
+	timeout time.Duration
+}
+
+func (w replyWriter) Write(b []byte) (int, error) {
+	if err := w.c.SetWriteDeadline(time.Now().Add(w.timeout)); err != nil {
+		return 0, err
+	}
+	return w.c.Write(b)
 }
 
 // mutating tells which commands change state and so need root.

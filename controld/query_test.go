@@ -2,12 +2,15 @@ package controld
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -105,5 +108,40 @@ func TestStateChangesNeedRoot(t *testing.T) {
 	s.dispatch(&b, &unix.Ucred{Uid: 1000}, dlmc.Header{Command: dlmc.Lockspaces}, nil)
 	if h, _, err := dlmc.ReadMessage(&b); err != nil || h.Data != 0 {
 		t.Errorf("LOCKSPACES from uid 1000: %+v %v", h, err)
+	}
+}
+
+// TestReplyWriterDeadlineFromWrite: a reply written long after the
+// request came in (the daemon waited for the kernel) still goes out; the
+// deadline counts from each write.
+func TestReplyWriterDeadlineFromWrite(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := func(fd int) *net.UnixConn {
+		f := os.NewFile(uintptr(fd), "socketpair")
+		defer f.Close()
+		c, err := net.FileConn(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c.(*net.UnixConn)
+	}
+	server, client := conn(fds[0]), conn(fds[1])
+	w := replyWriter{server, 50 * time.Millisecond}
+	time.Sleep(150 * time.Millisecond) // the request's work
+	if _, err := w.Write([]byte("reply")); err != nil {
+		t.Fatalf("write after the work: %v", err)
+	}
+	b := make([]byte, 5)
+	if _, err := io.ReadFull(client, b); err != nil || string(b) != "reply" {
+		t.Fatalf("client read %q %v", b, err)
+	}
+	// A client that never reads still cannot hold the writer forever.
+	big := make([]byte, 16<<20)
+	if _, err := w.Write(big); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("write to a client that does not read: %v, want a deadline error", err)
 	}
 }
