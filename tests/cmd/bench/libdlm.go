@@ -52,22 +52,11 @@ func libdlmPairs(ctx context.Context, env *Env, c *lab.Cluster, cpus int) error 
 	if err := pipePairs(ctx, env, n, fmt.Sprintf("%d-vCPU guest", cpus)); err != nil {
 		return err
 	}
-	for i := -1; i < env.Runs; i++ {
-		for _, prog := range []string{"dlmbench", "dlmbench-mt", "gobench"} {
-			out, err := n.RunOK(ctx, fmt.Sprintf("/tmp/%s bench res %d", prog, pairsUncontended))
-			if err != nil {
-				return err
-			}
-			v, err := rate(prog, out)
-			if err != nil {
-				return err
-			}
-			if i >= 0 { // the first round warms up
-				recordLibs(env, row, prog, v)
-			}
-		}
-	}
-	return nil
+	return alternate(env, []string{"dlmbench", "dlmbench-mt", "gobench"},
+		func(prog string) (string, error) {
+			return n.RunOK(ctx, fmt.Sprintf("/tmp/%s bench res %d", prog, pairsUncontended))
+		},
+		func(prog string, v float64) { recordLibs(env, row, prog, v) })
 }
 
 // Pipe pairs per run: a pair costs about 1 µs on the host and 4 µs in
@@ -108,10 +97,17 @@ func syscallBaselineHost(ctx context.Context, env *Env) error {
 }
 
 // pipeRuns records the syscall baseline in m: the C and Go programs,
-// run by run, alternating, after a warm-up round.
+// started by run, alternating.
 func pipeRuns(env *Env, m Measure, run func(prog string) (string, error)) error {
+	return alternate(env, []string{"pipebench-c", "pipebench"}, run,
+		func(prog string, v float64) { env.record(m, prog == "pipebench-c", v) })
+}
+
+// alternate runs progs in turn with run, for env.Runs rounds after a
+// warm-up round, and hands record the rate each measured.
+func alternate(env *Env, progs []string, run func(prog string) (string, error), record func(prog string, v float64)) error {
 	for i := -1; i < env.Runs; i++ {
-		for _, prog := range []string{"pipebench-c", "pipebench"} {
+		for _, prog := range progs {
 			out, err := run(prog)
 			if err != nil {
 				return err
@@ -121,7 +117,7 @@ func pipeRuns(env *Env, m Measure, run func(prog string) (string, error)) error 
 				return err
 			}
 			if i >= 0 { // the first round warms up
-				env.record(m, prog == "pipebench-c", v)
+				record(prog, v)
 			}
 		}
 	}
