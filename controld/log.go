@@ -3,12 +3,15 @@ package controld
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/coreos/go-systemd/v22/journal"
 )
 
 // Ring is the daemon's debug log kept in memory, served to `dlm_tool
@@ -17,25 +20,35 @@ import (
 type Ring struct {
 	mu    sync.Mutex
 	start time.Time
+	now   func() time.Time
 	max   int
 	size  int
 	lines []string
 }
 
 // NewRing returns a ring holding at most max bytes.
-func NewRing(max int) *Ring { return &Ring{start: time.Now(), max: max} }
+func NewRing(max int) *Ring { return &Ring{start: time.Now(), now: time.Now, max: max} }
 
 // Add appends one line.
 func (r *Ring) Add(line string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	l := fmt.Sprintf("%d %s\n", int(time.Since(r.start).Seconds()), line)
+	l := fmt.Sprintf("%d %s\n", int(r.now().Sub(r.start).Seconds()), line)
 	r.lines = append(r.lines, l)
 	r.size += len(l)
 	for r.size > r.max && len(r.lines) > 1 {
 		r.size -= len(r.lines[0])
 		r.lines = r.lines[1:]
 	}
+}
+
+// Write adds each line of p, so that a Ring can sit under any
+// slog.Handler that writes text.
+func (r *Ring) Write(p []byte) (int, error) {
+	for _, l := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		r.Add(l)
+	}
+	return len(p), nil
 }
 
 // String returns the whole log.
@@ -49,93 +62,218 @@ func (r *Ring) String() string {
 	return b.String()
 }
 
-// logHandler writes records as text to w, each line prefixed with its
-// syslog priority ("<6>") when journald reads the stream, so it files
-// them at the right level; every record also goes to the Ring, debug
-// ones included.
-type logHandler struct {
-	mu      *sync.Mutex
-	w       io.Writer
-	level   slog.Level
-	journal bool
-	ring    *Ring
-	attrs   []slog.Attr
-	group   string
+// NewLogger returns the daemon's logger. Records at level and above go
+// to w as slog's text, or, when w is the standard error that journald
+// reads, to the journal as structured entries (see JournalHandler).
+// Every record, debug ones included, also goes to ring (when not nil),
+// without the time, which the ring stamps itself.
+func NewLogger(w io.Writer, level slog.Level, ring *Ring) *slog.Logger {
+	var out slog.Handler
+	if journalStream(w) {
+		out = NewJournalHandler(journal.Send, level)
+	} else {
+		out = slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})
+	}
+	if ring == nil {
+		return slog.New(out)
+	}
+	return slog.New(Fanout(out, slog.NewTextHandler(ring, &slog.HandlerOptions{
+		Level:       slog.LevelDebug,
+		ReplaceAttr: dropTime,
+	})))
 }
 
-// NewLogger returns the daemon's logger: stderr at level (with journald
-// priority prefixes under systemd), and everything into ring.
-func NewLogger(w io.Writer, level slog.Level, ring *Ring) *slog.Logger {
-	return slog.New(&logHandler{
-		mu: &sync.Mutex{}, w: w, level: level, ring: ring,
-		journal: os.Getenv("JOURNAL_STREAM") != "",
+// journalStream reports whether w is this process's standard error
+// and journald reads it (systemd sets JOURNAL_STREAM to its device and
+// inode), with the journal's socket there to write to.
+func journalStream(w io.Writer) bool {
+	f, ok := w.(interface{ Fd() uintptr })
+	if !ok || f.Fd() != 2 {
+		return false
+	}
+	on, err := journal.StderrIsJournalStream()
+	return err == nil && on && journal.Enabled()
+}
+
+func dropTime(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) == 0 && a.Key == slog.TimeKey {
+		return slog.Attr{}
+	}
+	return a
+}
+
+// Fanout returns a handler that passes every record to each of hs that
+// is enabled for its level.
+func Fanout(hs ...slog.Handler) slog.Handler { return fanout(hs) }
+
+type fanout []slog.Handler
+
+func (f fanout) Enabled(ctx context.Context, l slog.Level) bool {
+	for _, h := range f {
+		if h.Enabled(ctx, l) {
+			return true
+		}
+	}
+	return false
+}
+
+func (f fanout) Handle(ctx context.Context, r slog.Record) error {
+	var errs []error
+	for _, h := range f {
+		if h.Enabled(ctx, r.Level) {
+			if err := h.Handle(ctx, r.Clone()); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (f fanout) WithAttrs(as []slog.Attr) slog.Handler {
+	n := make(fanout, len(f))
+	for i, h := range f {
+		n[i] = h.WithAttrs(as)
+	}
+	return n
+}
+
+func (f fanout) WithGroup(name string) slog.Handler {
+	n := make(fanout, len(f))
+	for i, h := range f {
+		n[i] = h.WithGroup(name)
+	}
+	return n
+}
+
+// JournalSend sends one journal entry; journal.Send has this type.
+type JournalSend func(message string, priority journal.Priority, fields map[string]string) error
+
+// NewJournalHandler returns a handler that sends each record at level
+// and above as one journal entry: MESSAGE is the record's message
+// followed by its attributes as key=value (as the text handler prints
+// them, so that `journalctl` shows the context), PRIORITY follows the
+// level, and each attribute is also a field of its own, its key in
+// capitals with groups joined by "_" (lockspace "gfs0" in group "ls"
+// is LS_LOCKSPACE=gfs0), so `journalctl LOCKSPACE=gfs0` finds it.
+func NewJournalHandler(send JournalSend, level slog.Level) slog.Handler {
+	return &journalHandler{send: send, level: level}
+}
+
+type journalField struct{ key, text, field string }
+
+type journalHandler struct {
+	send   JournalSend
+	level  slog.Level
+	prefix []string       // the open groups
+	attrs  []journalField // from WithAttrs, already under their groups
+}
+
+func (h *journalHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level }
+
+func (h *journalHandler) Handle(_ context.Context, r slog.Record) error {
+	fields := append([]journalField{}, h.attrs...)
+	r.Attrs(func(a slog.Attr) bool {
+		fields = flatten(fields, h.prefix, a)
+		return true
+	})
+	var msg strings.Builder
+	msg.WriteString(r.Message)
+	vars := map[string]string{}
+	for _, f := range fields {
+		fmt.Fprintf(&msg, " %s=%s", f.key, quoteText(f.text))
+		vars[f.field] = f.text
+	}
+	return h.send(msg.String(), journalPriority(r.Level), vars)
+}
+
+func (h *journalHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	n := *h
+	n.attrs = append([]journalField{}, h.attrs...)
+	for _, a := range as {
+		n.attrs = flatten(n.attrs, h.prefix, a)
+	}
+	return &n
+}
+
+func (h *journalHandler) WithGroup(name string) slog.Handler {
+	if name == "" {
+		return h
+	}
+	n := *h
+	n.prefix = append(append([]string{}, h.prefix...), name)
+	return &n
+}
+
+// flatten appends a's fields under the groups in prefix; a group
+// attribute opens a further group, an empty one is dropped, and one
+// with an empty key inlines its members.
+func flatten(out []journalField, prefix []string, a slog.Attr) []journalField {
+	a.Value = a.Value.Resolve()
+	if a.Equal(slog.Attr{}) {
+		return out
+	}
+	if a.Value.Kind() == slog.KindGroup {
+		inner := prefix
+		if a.Key != "" {
+			inner = append(append([]string{}, prefix...), a.Key)
+		}
+		for _, g := range a.Value.Group() {
+			out = flatten(out, inner, g)
+		}
+		return out
+	}
+	path := append(append([]string{}, prefix...), a.Key)
+	return append(out, journalField{
+		key:   strings.Join(path, "."),
+		text:  a.Value.String(),
+		field: fieldName(path),
 	})
 }
 
-func (h *logHandler) Enabled(_ context.Context, l slog.Level) bool {
-	return h.ring != nil || l >= h.level
+// fieldName makes a journal field name from a key path: capitals,
+// digits and underscores only, not starting with an underscore (those
+// are journald's own) or a digit.
+func fieldName(path []string) string {
+	var b strings.Builder
+	for i, p := range path {
+		if i > 0 {
+			b.WriteByte('_')
+		}
+		for _, c := range strings.ToUpper(p) {
+			switch {
+			case c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+				b.WriteRune(c)
+			default:
+				b.WriteByte('_')
+			}
+		}
+	}
+	s := strings.TrimLeft(b.String(), "_0123456789")
+	if s == "" {
+		return "FIELD"
+	}
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	return s
 }
 
-func priority(l slog.Level) int {
+func quoteText(s string) string {
+	if s == "" || strings.ContainsAny(s, " \t\n\"=") {
+		return fmt.Sprintf("%q", s)
+	}
+	return s
+}
+
+func journalPriority(l slog.Level) journal.Priority {
 	switch {
 	case l >= slog.LevelError:
-		return 3
+		return journal.PriErr
 	case l >= slog.LevelWarn:
-		return 4
+		return journal.PriWarning
 	case l >= slog.LevelInfo:
-		return 6
+		return journal.PriInfo
 	default:
-		return 7
+		return journal.PriDebug
 	}
-}
-
-func (h *logHandler) Handle(_ context.Context, r slog.Record) error {
-	var b bytes.Buffer
-	b.WriteString(r.Message)
-	write := func(a slog.Attr) bool {
-		if a.Equal(slog.Attr{}) {
-			return true
-		}
-		k := a.Key
-		if h.group != "" {
-			k = h.group + "." + k
-		}
-		fmt.Fprintf(&b, " %s=%v", k, a.Value.Resolve().Any())
-		return true
-	}
-	for _, a := range h.attrs {
-		write(a)
-	}
-	r.Attrs(write)
-	line := b.String()
-	if h.ring != nil {
-		h.ring.Add(line)
-	}
-	if r.Level < h.level {
-		return nil
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var err error
-	if h.journal {
-		_, err = fmt.Fprintf(h.w, "<%d>%s\n", priority(r.Level), line)
-	} else {
-		_, err = fmt.Fprintf(h.w, "%s %s %s\n", r.Time.Format("2006-01-02T15:04:05.000Z07:00"), r.Level, line)
-	}
-	return err
-}
-
-func (h *logHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	n := *h
-	n.attrs = append(append([]slog.Attr{}, h.attrs...), as...)
-	return &n
-}
-
-func (h *logHandler) WithGroup(name string) slog.Handler {
-	n := *h
-	if n.group != "" {
-		name = n.group + "." + name
-	}
-	n.group = name
-	return &n
 }

@@ -234,7 +234,7 @@ func TestClusterThreeNodes(t *testing.T) {
 			waitStatus(ctx, t, c.Node(id), 30*time.Second, "vmtest running on [1 2 3]", func(st string) bool {
 				return regexp.MustCompile(`(?m)^lockspace vmtest running change \d+ members 1,2,3$`).MatchString(st)
 			})
-			out, _ := c.Node(id).RunOK(ctx, "grep -o 'joined lockspace lockspace=vmtest.*' "+daemonLog+" | grep -o 'join_ms=[0-9.]*'")
+			out, _ := c.Node(id).RunOK(ctx, "grep -o 'joined lockspace.* lockspace=vmtest .*' "+daemonLog+" | grep -o 'join_ms=[0-9.]*'")
 			t.Logf("MEASURE node %d vmtest join (uevent to event_done, daemon log, 3 nodes joining together): %s", id, strings.TrimSpace(out))
 			if out, err := configfsMembers(ctx, c.Node(id), "vmtest"); err != nil || out != "1 2 3 " {
 				t.Errorf("node %d: configfs members %q %v", id, out, err)
