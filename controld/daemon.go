@@ -107,6 +107,8 @@ type Daemon struct {
 	// asked through the query socket.
 	openControl func() (*libdlm.Control, error)
 	newCluster  ClusterFunc
+	bind        func(*Daemon) error
+	lock        *StateLock
 
 	nodeID      int
 	clusterName string
@@ -154,13 +156,18 @@ type Options struct {
 	OpenControl func() (*libdlm.Control, error)
 	// Cluster starts the cluster layer; required.
 	Cluster ClusterFunc
+	// Bind, if set, binds what a second daemon on this machine would
+	// collide on (the query sockets, the cluster port). Setup calls it
+	// after taking the state directory's lock and before it touches the
+	// kernel, so a second daemon fails before changing anything.
+	Bind func(*Daemon) error
 }
 
 // New checks the configuration and returns a daemon ready to Setup.
 func New(cfg *Config, o Options) (*Daemon, error) {
 	d := &Daemon{
 		cfg: cfg, k: o.Kernel, log: o.Logger, ring: o.Ring, uevents: o.Uevents,
-		openControl: o.OpenControl, newCluster: o.Cluster, started: time.Now(),
+		openControl: o.OpenControl, newCluster: o.Cluster, bind: o.Bind, started: time.Now(),
 		st: lockspace.NewState(), joins: map[string]*joinInfo{},
 	}
 	d.sendCond = sync.NewCond(&d.sendMu)
@@ -237,12 +244,28 @@ func interfaceAddrs() ([]netip.Addr, error) {
 	return out, nil
 }
 
-// Setup configures the kernel: configfs, the cluster's attributes, the
-// monitor device, then this node's address. It then starts the cluster
-// layer and deals with lockspaces a previous daemon left in the kernel. The order is the kernel's rule: the
+// Setup first makes sure this is the only daemon: it locks
+// cluster_state_dir (see [LockStateDir]; no lock when the option is
+// empty) and calls [Options.Bind], so a second daemon stops before it
+// changes anything in the kernel. It then configures the kernel:
+// configfs, the cluster's attributes, the monitor device, then this
+// node's address; starts the cluster layer; and deals with lockspaces a
+// previous daemon left in the kernel. The order is the kernel's rule: the
 // monitor is open before the local node's address is written, so no
 // lockspace can be created while nobody answers its uevent.
 func (d *Daemon) Setup() error {
+	if dir := d.cfg.Str("cluster_state_dir"); dir != "" {
+		l, err := LockStateDir(dir)
+		if err != nil {
+			return err
+		}
+		d.lock = l
+	}
+	if d.bind != nil {
+		if err := d.bind(d); err != nil {
+			return err
+		}
+	}
 	if err := d.k.EnsureConfigfs(); err != nil {
 		return err
 	}
@@ -324,9 +347,9 @@ func (d *Daemon) startCluster() error {
 	if err != nil {
 		return fmt.Errorf("start the cluster layer: %w", err)
 	}
-	d.cl = cl
 	self := cl.Status().Self
 	d.mu.Lock()
+	d.cl = cl
 	d.eng = lockspace.NewEngine(lockspace.Config{Self: d.nodeID, Incarnation: self.Incarnation,
 		JoinTimeout: time.Duration(d.cfg.Int("join_timeout")) * time.Second}, d.st)
 	var acts []lockspace.Action
@@ -767,8 +790,12 @@ func (d *Daemon) Close() error {
 		cancel()
 	}
 	d.senderWG.Wait()
+	var err error
 	if d.monitor != nil {
-		return d.monitor.Close()
+		err = d.monitor.Close()
 	}
-	return nil
+	// Last: until the monitor is closed, this daemon still runs the
+	// kernel's lockspaces.
+	d.lock.Release()
+	return err
 }

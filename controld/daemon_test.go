@@ -83,6 +83,11 @@ func newTestDaemon(t *testing.T, k Kernel, conf string) (*Daemon, *fakeUevents) 
 	if err := cfg.Parse(strings.NewReader(conf), "dlm.conf"); err != nil {
 		t.Fatal(err)
 	}
+	if !cfg.IsSet("cluster_state_dir") {
+		if err := cfg.Set("cluster_state_dir", t.TempDir(), "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	ue := &fakeUevents{ch: make(chan configfs.Event, 8)}
 	d, err := New(cfg, Options{Kernel: k, Uevents: ue,
 		LocalAddrs: func() ([]netip.Addr, error) { return []netip.Addr{netip.MustParseAddr("10.0.0.1")}, nil },

@@ -262,8 +262,12 @@ func dlmcNode(l Lockspace, id int) dlmc.Node {
 func (d *Daemon) status() []byte {
 	now := int(time.Since(d.started).Seconds())
 	var cs cluster.Status
-	if d.cl != nil {
-		cs = d.cl.Status()
+	// The query sockets listen before Setup starts the cluster layer.
+	d.mu.Lock()
+	cl := d.cl
+	d.mu.Unlock()
+	if cl != nil {
+		cs = cl.Status()
 	}
 	q := 0
 	if cs.Quorate {

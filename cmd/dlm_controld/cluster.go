@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"time"
@@ -22,11 +23,42 @@ const (
 	minTimeout      = 100 * time.Millisecond
 )
 
-// raftCluster returns the function that starts the embedded cluster
-// layer from dlm.conf: the node lines are the voters, cluster_port the
-// port, cluster_key_file the shared key, cluster_timeout the failure
-// timeout and cluster_state_dir where the vote and log are kept.
-func raftCluster(cfg *controld.Config, log *slog.Logger) (controld.ClusterFunc, error) {
+// raftLayer starts the embedded cluster layer from dlm.conf: the node
+// lines are the voters, cluster_port the port, cluster_key_file the
+// shared key, cluster_timeout the failure timeout and cluster_state_dir
+// where the vote and log are kept.
+type raftLayer struct {
+	start controld.ClusterFunc
+	// ln is the cluster port, bound by listen before the daemon touches
+	// the kernel, so a second daemon stops there at the latest.
+	ln net.Listener
+}
+
+// listen binds this node's cluster port.
+func (r *raftLayer) listen(cfg *controld.Config, self int) error {
+	for _, n := range cfg.Nodes {
+		if n.ID != self || len(n.Addrs) == 0 {
+			continue
+		}
+		addr := netip.AddrPortFrom(n.Addrs[0], uint16(cfg.Int("cluster_port")))
+		ln, err := net.Listen("tcp", addr.String())
+		if err != nil {
+			return fmt.Errorf("cluster port: %w (is another dlm_controld running?)", err)
+		}
+		r.ln = ln
+		return nil
+	}
+	return fmt.Errorf("%w: node %d has no addr", controld.ErrConfig, self)
+}
+
+// close releases the cluster port if the cluster layer never took it.
+func (r *raftLayer) close() {
+	if r.ln != nil {
+		r.ln.Close()
+	}
+}
+
+func raftCluster(cfg *controld.Config, log *slog.Logger) (*raftLayer, error) {
 	timeout := time.Duration(cfg.Int("cluster_timeout")) * time.Millisecond
 	if timeout < minTimeout {
 		return nil, fmt.Errorf("%w: cluster_timeout=%d: at least %d ms", controld.ErrConfig, timeout.Milliseconds(), minTimeout.Milliseconds())
@@ -45,8 +77,10 @@ func raftCluster(cfg *controld.Config, log *slog.Logger) (controld.ClusterFunc, 
 			return nil, fmt.Errorf("%w: cluster_key_file %s holds %d bytes; the key needs at least 16", controld.ErrConfig, f, len(key))
 		}
 	}
-	return func(self int, sm cluster.StateMachine) (cluster.Cluster, error) {
+	r := &raftLayer{}
+	r.start = func(self int, sm cluster.StateMachine) (cluster.Cluster, error) {
 		o := raftcluster.Options{
+			Listener:    r.ln,
 			Tick:        timeout / ticksPerTimeout,
 			Peers:       map[int][]netip.AddrPort{},
 			ClusterName: cfg.Str("cluster_name"),
@@ -78,6 +112,11 @@ func raftCluster(cfg *controld.Config, log *slog.Logger) (controld.ClusterFunc, 
 				return nil, fmt.Errorf("cluster_state_dir: %w", err)
 			}
 		}
-		return raftcluster.Start(o)
-	}, nil
+		c, err := raftcluster.Start(o)
+		if err == nil {
+			r.ln = nil // the cluster layer owns it now
+		}
+		return c, err
+	}
+	return r, nil
 }

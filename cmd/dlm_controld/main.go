@@ -121,26 +121,38 @@ func run(args []string) int {
 	if err != nil {
 		return fail(err)
 	}
-	newCluster, err := raftCluster(cfg, log)
+	layer, err := raftCluster(cfg, log)
 	if err != nil {
 		ue.Close()
 		return fail(err)
 	}
-	d, err := controld.New(cfg, controld.Options{Kernel: k, Uevents: ue, Logger: log, Ring: ring, Cluster: newCluster})
+	defer layer.close()
+	// Setup locks cluster_state_dir, then binds the query sockets and
+	// the cluster port, and only then touches the kernel: a second
+	// daemon fails on one of these and changes nothing.
+	var srv *controld.QueryServer
+	bind := func(d *controld.Daemon) error {
+		var err error
+		if srv, err = controld.ListenQuery(d); err != nil {
+			return err
+		}
+		return layer.listen(cfg, d.NodeID())
+	}
+	d, err := controld.New(cfg, controld.Options{Kernel: k, Uevents: ue, Logger: log, Ring: ring, Cluster: layer.start, Bind: bind})
 	if err != nil {
 		ue.Close()
 		return fail(err)
 	}
 	defer d.Close()
+	defer func() {
+		if srv != nil {
+			srv.Close()
+		}
+	}()
 	t0 := time.Now()
 	if err := d.Setup(); err != nil {
 		return fail(err)
 	}
-	srv, err := controld.ListenQuery(d)
-	if err != nil {
-		return fail(err)
-	}
-	defer srv.Close()
 	log.Info("dlm_controld started", "version", version.Version, "nodeid", d.NodeID(), "cluster", cfg.Str("cluster_name"),
 		"setup_ms", time.Since(t0).Milliseconds())
 	daemon.SdNotify(false, fmt.Sprintf("READY=1\nSTATUS=node %d of cluster %s", d.NodeID(), cfg.Str("cluster_name")))
