@@ -28,10 +28,58 @@ import (
 // a stream of requests on the command socket. Every caller is identified
 // with SO_PEERCRED: queries are open to all local users, anything that
 // changes state needs root.
+//
+// Local users cannot make it grow without bound: each uid may hold
+// [MaxQueryConnsPerUser] connections at once, all unprivileged users
+// together [MaxQueryConns] (root has its own [MaxQueryConnsPerUser], so
+// they cannot lock it out); a connection is closed after
+// [QueryIdleTimeout] without a complete request; and a request's
+// payload is read as it arrives, at most [MaxRequestPayload] bytes.
 type QueryServer struct {
 	d   *Daemon
-	lns []*net.UnixListener
+	lns []acceptor
 	wg  sync.WaitGroup
+	// done is closed by Close, to end the accept loops' backoff.
+	done      chan struct{}
+	closeOnce sync.Once
+
+	// Limits, set from the package's constants; tests lower them.
+	perUser int
+	global  int
+	idle    time.Duration
+	// peerCred identifies a connection's process; tests replace it.
+	peerCred func(*net.UnixConn) (*unix.Ucred, error)
+	// refuseSlots bounds the goroutines that answer refused
+	// connections.
+	refuseSlots chan struct{}
+
+	mu      sync.Mutex
+	byUID   map[uint32]int
+	unpriv  int // connections of all non-root uids
+	limited rateLimiter
+	failing rateLimiter
+}
+
+// Limits of the query sockets.
+const (
+	// MaxQueryConnsPerUser is how many connections one uid may hold
+	// open at once; more are refused with EUSERS.
+	MaxQueryConnsPerUser = 16
+	// MaxQueryConns is how many connections all non-root users together
+	// may hold open at once.
+	MaxQueryConns = 128
+	// QueryIdleTimeout is how long a connection may take to send a
+	// complete request.
+	QueryIdleTimeout = 30 * time.Second
+	// MaxRequestPayload bounds the payload of a request. None of the
+	// commands served carries more than a RUN_START's 1024 bytes.
+	MaxRequestPayload = 4096
+)
+
+// acceptor is the part of *net.UnixListener the server uses.
+type acceptor interface {
+	AcceptUnix() (*net.UnixConn, error)
+	Close() error
 }
 
 // ListenQuery starts serving d on dlmc.QuerySocket and dlmc.CommandSocket.
@@ -41,22 +89,43 @@ func ListenQuery(d *Daemon) (*QueryServer, error) {
 
 // ListenQueryOn is ListenQuery on other socket names (for tests).
 func ListenQueryOn(d *Daemon, query, command string) (*QueryServer, error) {
-	s := &QueryServer{d: d}
-	for _, name := range []string{query, command} {
+	s := newQueryServer(d)
+	var lns [2]acceptor
+	for i, name := range []string{query, command} {
 		ln, err := dlmc.ListenAbstract(name)
 		if err != nil {
-			s.Close()
+			for _, l := range lns[:i] {
+				l.Close()
+			}
 			return nil, fmt.Errorf("%w (is another dlm_controld running?)", err)
 		}
-		s.lns = append(s.lns, ln)
-		s.wg.Add(1)
-		go s.accept(ln, name == command)
+		lns[i] = ln
 	}
+	s.serve(lns[0], false)
+	s.serve(lns[1], true)
 	return s, nil
+}
+
+func newQueryServer(d *Daemon) *QueryServer {
+	return &QueryServer{
+		d: d, done: make(chan struct{}),
+		perUser: MaxQueryConnsPerUser, global: MaxQueryConns, idle: QueryIdleTimeout,
+		peerCred: dlmc.PeerCred, refuseSlots: make(chan struct{}, 32),
+		byUID:   map[uint32]int{},
+		limited: rateLimiter{every: 10 * time.Second}, failing: rateLimiter{every: 10 * time.Second},
+	}
+}
+
+// serve starts the accept loop of ln.
+func (s *QueryServer) serve(ln acceptor, stream bool) {
+	s.lns = append(s.lns, ln)
+	s.wg.Add(1)
+	go s.accept(ln, stream)
 }
 
 // Close stops serving.
 func (s *QueryServer) Close() error {
+	s.closeOnce.Do(func() { close(s.done) })
 	for _, ln := range s.lns {
 		ln.Close()
 	}
@@ -64,33 +133,136 @@ func (s *QueryServer) Close() error {
 	return nil
 }
 
-func (s *QueryServer) accept(ln *net.UnixListener, stream bool) {
+// Accept's backoff after an error: doubled from the first to the last.
+const (
+	acceptBackoffMin = 5 * time.Millisecond
+	acceptBackoffMax = time.Second
+)
+
+// accept serves ln's connections until Close. An error other than the
+// listener's closing (out of file descriptors, a connection aborted
+// before it was accepted) is waited out with a growing pause and
+// logged, at most every few seconds, with how many happened since.
+func (s *QueryServer) accept(ln acceptor, stream bool) {
 	defer s.wg.Done()
+	var backoff time.Duration
 	for {
 		c, err := ln.AcceptUnix()
 		if err != nil {
-			return
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			backoff = min(max(2*backoff, acceptBackoffMin), acceptBackoffMax)
+			if n, ok := s.failing.allow(time.Now()); ok {
+				s.d.log.Error("query socket: accept failed; retrying", "err", err, "retry_in", backoff, "errors_since_last_report", n)
+			}
+			select {
+			case <-time.After(backoff):
+			case <-s.done:
+				return
+			}
+			continue
 		}
-		go s.serve(c, stream)
+		backoff = 0
+		s.admit(c, stream)
 	}
 }
 
-func (s *QueryServer) serve(c *net.UnixConn, stream bool) {
-	defer c.Close()
-	cred, err := dlmc.PeerCred(c)
+// admit takes a connection in if its user is within the limits, or
+// refuses it.
+func (s *QueryServer) admit(c *net.UnixConn, stream bool) {
+	cred, err := s.peerCred(c)
 	if err != nil {
 		s.d.log.Warn("query connection without credentials refused", "err", err)
+		c.Close()
 		return
 	}
+	if why := s.take(cred.Uid); why != "" {
+		if n, ok := s.limited.allow(time.Now()); ok {
+			s.d.log.Warn("query connection refused: "+why, "uid", cred.Uid, "pid", cred.Pid, "refused_since_last_report", n)
+		}
+		select {
+		case s.refuseSlots <- struct{}{}:
+			go s.refuse(c, why)
+		default:
+			c.Close()
+		}
+		return
+	}
+	go func() {
+		defer s.release(cred.Uid)
+		s.conn(c, cred, stream)
+	}()
+}
+
+// take counts a connection of uid, or says why it may not have one.
+func (s *QueryServer) take(uid uint32) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byUID[uid] >= s.perUser {
+		return fmt.Sprintf("uid %d already has %d connections open (limit %d)", uid, s.byUID[uid], s.perUser)
+	}
+	if uid != 0 && s.unpriv >= s.global {
+		return fmt.Sprintf("unprivileged users already have %d connections open (limit %d)", s.unpriv, s.global)
+	}
+	s.byUID[uid]++
+	if uid != 0 {
+		s.unpriv++
+	}
+	return ""
+}
+
+func (s *QueryServer) release(uid uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byUID[uid]--; s.byUID[uid] <= 0 {
+		delete(s.byUID, uid)
+	}
+	if uid != 0 {
+		s.unpriv--
+	}
+}
+
+// refuseTimeout bounds how long a refused connection may take to send
+// its request's header.
+const refuseTimeout = time.Second
+
+// refuse answers a refused connection's request with EUSERS and the
+// reason, so its client can say why, then closes it.
+func (s *QueryServer) refuse(c *net.UnixConn, why string) {
+	defer func() { <-s.refuseSlots }()
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(refuseTimeout))
+	var buf [dlmc.HeaderSize]byte
+	if _, err := io.ReadFull(c, buf[:]); err != nil {
+		return
+	}
+	h, err := dlmc.ParseHeader(buf[:])
+	if err != nil {
+		return
+	}
+	reply(c, h, -int32(syscall.EUSERS), []byte("too many connections: "+why))
+}
+
+func (s *QueryServer) conn(c *net.UnixConn, cred *unix.Ucred, stream bool) {
+	defer c.Close()
 	for {
-		c.SetReadDeadline(time.Now().Add(30 * time.Second))
-		h, payload, err := dlmc.ReadMessage(c)
+		c.SetReadDeadline(time.Now().Add(s.idle))
+		h, payload, err := dlmc.ReadRequest(c, MaxRequestPayload)
 		if err != nil {
-			if !errors.Is(err, io.EOF) {
+			switch {
+			case errors.Is(err, dlmc.ErrTooLarge) && h.Command != 0:
+				s.d.log.Warn("request too large on the query socket", "pid", cred.Pid, "uid", cred.Uid, "err", err)
+				reply(replyWriter{c, replyTimeout}, h, -int32(syscall.EMSGSIZE),
+					[]byte(fmt.Sprintf("request payload of %d bytes, limit %d", h.PayloadLen(), MaxRequestPayload)))
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				s.d.log.Debug("idle query connection closed", "pid", cred.Pid, "uid", cred.Uid)
+			case !errors.Is(err, io.EOF):
 				s.d.log.Warn("bad request on the query socket", "pid", cred.Pid, "uid", cred.Uid, "err", err)
 			}
 			return
 		}
+		c.SetReadDeadline(time.Time{})
 		if err := s.dispatch(replyWriter{c, replyTimeout}, cred, h, payload); err != nil {
 			s.d.log.Debug("query reply failed", "command", h.Command, "err", err)
 			return
@@ -99,6 +271,29 @@ func (s *QueryServer) serve(c *net.UnixConn, stream bool) {
 			return
 		}
 	}
+}
+
+// rateLimiter lets one report through per period and counts the ones it
+// held back.
+type rateLimiter struct {
+	every time.Duration
+	mu    sync.Mutex
+	last  time.Time
+	held  int
+}
+
+// allow tells whether to report now, and how many reports were held
+// back since the last one.
+func (r *rateLimiter) allow(now time.Time) (int, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.last.IsZero() && now.Sub(r.last) < r.every {
+		r.held++
+		return 0, false
+	}
+	n := r.held
+	r.last, r.held = now, 0
+	return n, true
 }
 
 // replyTimeout bounds each write of a reply to a client that does not

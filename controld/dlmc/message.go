@@ -1,6 +1,7 @@
 package dlmc
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -9,7 +10,16 @@ import (
 // ReadMessage reads one header and the Len-HeaderSize payload bytes that
 // follow it. A stream that ends before the first byte gives an error
 // wrapping io.EOF; one that ends inside the message, io.ErrUnexpectedEOF.
+// The payload's buffer grows with the bytes that arrive, not with the
+// length the header declares.
 func ReadMessage(r io.Reader) (Header, []byte, error) {
+	return ReadRequest(r, MaxPayload)
+}
+
+// ReadRequest is ReadMessage for a server: a header that declares a
+// payload over maxPayload bytes is refused with [ErrTooLarge] (and the
+// header) before any of the payload is read.
+func ReadRequest(r io.Reader, maxPayload int) (Header, []byte, error) {
 	var buf [HeaderSize]byte
 	if _, err := io.ReadFull(r, buf[:]); err != nil {
 		return Header{}, nil, fmt.Errorf("read dlmc header: %w", err)
@@ -18,14 +28,22 @@ func ReadMessage(r io.Reader) (Header, []byte, error) {
 	if err != nil {
 		return Header{}, nil, err
 	}
-	payload := make([]byte, h.PayloadLen())
-	if _, err := io.ReadFull(r, payload); err != nil {
+	n := h.PayloadLen()
+	if n > maxPayload {
+		return h, nil, fmt.Errorf("%v payload of %d bytes, limit %d: %w", h.Command, n, maxPayload, ErrTooLarge)
+	}
+	if n == 0 {
+		return h, []byte{}, nil
+	}
+	var payload bytes.Buffer
+	got, err := io.CopyN(&payload, r, int64(n))
+	if err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
-		return Header{}, nil, fmt.Errorf("read %v payload of %d bytes: %w", h.Command, len(payload), err)
+		return Header{}, nil, fmt.Errorf("read %v payload of %d bytes (got %d): %w", h.Command, n, got, err)
 	}
-	return h, payload, nil
+	return h, payload.Bytes(), nil
 }
 
 // WriteMessage writes h, with Len set to cover payload, then payload, in
