@@ -21,6 +21,11 @@ type Client struct {
 	// CommandSocket is the abstract name of the command socket; ""
 	// means [CommandSocket].
 	CommandSocket string
+	// ServerUID is the uid the daemon must run as; the zero value is
+	// root. Anyone may bind an abstract socket name first, so the
+	// client checks who serves it (SO_PEERCRED) before it sends a
+	// request, and refuses anyone else with [ErrUntrustedServer].
+	ServerUID uint32
 }
 
 // DefaultClient is the Client of the package-level [Query] and
@@ -85,6 +90,9 @@ func (c *Client) roundTrip(ctx context.Context, socket string, req Header, paylo
 		return err
 	}
 	defer conn.Close()
+	if err := c.checkServer(conn, socket); err != nil {
+		return err
+	}
 	// When ctx ends, a past deadline unblocks the reads and writes; by
 	// then ctx.Err() is set, so ctxErr reports it.
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
@@ -95,6 +103,27 @@ func (c *Client) roundTrip(ctx context.Context, socket string, req Header, paylo
 	}
 	if err := read(conn); err != nil {
 		return ctxErr(ctx, fmt.Errorf("%v reply from @%s: %w", req.Command, socket, err))
+	}
+	return nil
+}
+
+// checkServer makes sure the process serving socket runs as
+// c.ServerUID.
+func (c *Client) checkServer(conn net.Conn, socket string) error {
+	var want uint32
+	if c != nil {
+		want = c.ServerUID
+	}
+	uc, ok := conn.(*net.UnixConn)
+	if !ok {
+		return fmt.Errorf("@%s: not a unix socket: %w", socket, ErrUntrustedServer)
+	}
+	cred, err := PeerCred(uc)
+	if err != nil {
+		return fmt.Errorf("@%s: %w: %w", socket, ErrUntrustedServer, err)
+	}
+	if cred.Uid != want {
+		return fmt.Errorf("@%s is served by uid %d (pid %d), not uid %d: %w", socket, cred.Uid, cred.Pid, want, ErrUntrustedServer)
 	}
 	return nil
 }

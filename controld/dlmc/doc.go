@@ -13,6 +13,13 @@
 // connections open; godlm's Join and Leave extensions are sent there,
 // one request per connection, and are answered with one reply.
 //
+// Abstract names have no owner or permissions: any local user can bind
+// one before the daemon does. So a [Client] reads the serving process's
+// credentials (SO_PEERCRED) on every connection and sends nothing unless
+// it runs as [Client.ServerUID], root by default ([ErrUntrustedServer]).
+// The daemon, in turn, reads each client's credentials to decide what it
+// may ask, and bounds how many connections each user holds.
+//
 // # Messages
 //
 // Every request and every reply but one starts with a 96-byte [Header]

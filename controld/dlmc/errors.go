@@ -29,4 +29,8 @@ var (
 	ErrNameTooLong = errors.New("lockspace name too long")
 	// ErrBadName: a lockspace name is empty or holds a NUL byte.
 	ErrBadName = errors.New("bad lockspace name")
+	// ErrUntrustedServer: the daemon's socket is served by a process
+	// that does not run as [Client.ServerUID] (root), which could be
+	// any local user who bound the name first; nothing was sent to it.
+	ErrUntrustedServer = errors.New("dlmc: the socket is served by an unexpected user")
 )

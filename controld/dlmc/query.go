@@ -38,7 +38,8 @@ func (c *Client) ask(ctx context.Context, req Header, partial bool) (Header, []b
 		return h, nil, err
 	}
 	if h.Data < 0 && !(partial && h.Data == -int32(syscall.E2BIG)) {
-		return h, nil, daemonError(h, req, nil)
+		// The payload of an error explains it (a refused connection).
+		return h, nil, daemonError(h, req, p)
 	}
 	return h, p, nil
 }
@@ -88,6 +89,10 @@ func (c *Client) DumpStatus(ctx context.Context) ([]State, error) {
 			return err
 		}
 		if len(b) >= 4 && ne.Uint32(b) == Magic {
+			// A daemon that refused the connection says why.
+			if h, err := ParseHeader(b); err == nil && h.Data < 0 && h.Command == req.Command && int(h.Len) == len(b) {
+				return daemonError(h, req, b[HeaderSize:])
+			}
 			return fmt.Errorf("it starts with a dlmc_header, but DUMP_STATUS is answered with bare dlmc_state records: %w", ErrBadReply)
 		}
 		if len(b) == 0 {

@@ -60,6 +60,8 @@ func Start(tb testing.TB, d *Daemon) *dlmc.Client {
 	c := &dlmc.Client{
 		QuerySocket:   fmt.Sprintf("godlm-dlmctest-%d-%d-query", os.Getpid(), n),
 		CommandSocket: fmt.Sprintf("godlm-dlmctest-%d-%d-cmd", os.Getpid(), n),
+		// The fake daemon runs as the test does.
+		ServerUID: uint32(os.Getuid()),
 	}
 	var (
 		wg        sync.WaitGroup
