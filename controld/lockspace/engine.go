@@ -83,6 +83,11 @@ type Engine struct {
 	quorate bool
 	comms   map[int]bool // comms of other nodes this node wrote
 	locals  map[string]*Local
+	// admitted: the ordered state showed this incarnation as a cluster
+	// member. Messages are made only while it is: one made before (by
+	// an incarnation the cluster has not admitted yet, or has expelled)
+	// would be ordered under another incarnation and ignored.
+	admitted bool
 }
 
 // NewEngine returns an engine for node cfg.Self reading st.
@@ -175,10 +180,11 @@ func (e *Engine) Abandon(ls string) []Action {
 // Event handles a cluster event that the State has already applied.
 func (e *Engine) Event(ev cluster.Event) []Action {
 	var acts []Action
-	switch ev := ev.(type) {
-	case *cluster.Quorum:
-		e.quorate = ev.Quorate
-		if !ev.Quorate {
+	// Views and snapshots need nothing of their own: reconcile follows
+	// the state they changed.
+	if q, ok := ev.(*cluster.Quorum); ok {
+		e.quorate = q.Quorate
+		if !q.Quorate {
 			for _, name := range e.names() {
 				if l := e.locals[name]; l.Running {
 					l.Running, l.quorumStopped = false, true
@@ -187,26 +193,32 @@ func (e *Engine) Event(ev cluster.Event) []Action {
 				}
 			}
 		}
-	case *cluster.Restored:
-		if inc := e.st.Members[e.cfg.Self]; inc > e.cfg.Incarnation {
-			// The snapshot skipped the view that replaced this
-			// incarnation.
-			acts = append(acts, e.expel("the cluster declared this node failed")...)
-			e.cfg.Incarnation = inc
-		}
-	case *cluster.View:
-		for _, m := range ev.Joined {
-			if m.ID == e.cfg.Self && m.Incarnation > e.cfg.Incarnation {
-				e.cfg.Incarnation = m.Incarnation
-			}
-		}
-		for _, m := range ev.Failed {
-			if m.ID == e.cfg.Self && m.Incarnation == e.cfg.Incarnation {
-				acts = append(acts, e.expel("the cluster declared this node failed")...)
-			}
-		}
 	}
 	return append(acts, e.reconcile()...)
+}
+
+// follow tracks this node's incarnation through the members of the
+// ordered state; reconcile calls it first, so whatever the engine is
+// handling, it acts as the incarnation the state shows. An admitted incarnation
+// that is no longer a member was declared failed (a snapshot may have
+// skipped the view saying so): its lockspaces are expelled. A later
+// incarnation of this node in the state is the one the cluster layer
+// rejoined as, after an expulsion or at start-up: messages are made
+// with it from then on.
+func (e *Engine) follow() []Action {
+	var acts []Action
+	inc, ok := e.st.Members[e.cfg.Self]
+	if e.admitted && inc != e.cfg.Incarnation {
+		e.admitted = false
+		acts = e.expel("the cluster declared this node failed")
+	}
+	if ok && inc > e.cfg.Incarnation {
+		e.cfg.Incarnation = inc
+	}
+	if ok && inc == e.cfg.Incarnation {
+		e.admitted = true
+	}
+	return acts
 }
 
 // send broadcasts m as made by this node's current incarnation, which
@@ -217,7 +229,11 @@ func (e *Engine) send(m Msg) Send {
 }
 
 // expel makes every lockspace of this node dead: the others recover
-// them without it, so it may never start them again.
+// them without it, so it may never start them again. A join that never
+// started is kept instead: the kernel lockspace holds no locks yet, so
+// the join is asked again by the incarnation the node rejoins as, and
+// the process that made the lockspace gets its answer from that join
+// (or from the join timeout) rather than a failure now.
 func (e *Engine) expel(why string) []Action {
 	var acts []Action
 	for _, name := range e.names() {
@@ -233,9 +249,11 @@ func (e *Engine) expel(why string) []Action {
 			continue
 		case PhaseJoining:
 			if l.needDone {
-				delete(e.locals, name)
-				acts = append(acts, Stop{Lockspace: name}, RemoveSpace{Lockspace: name},
-					EventDone{Lockspace: name, Result: -1, Reason: why})
+				// Never started (a start clears needDone): ask again
+				// once the cluster admits the next incarnation.
+				l.joinSent = false
+				acts = append(acts, Note{Lockspace: name, Warn: true,
+					Text: why + " before this join completed: it will be asked again when the node rejoins the cluster"})
 				continue
 			}
 		}
@@ -283,6 +301,8 @@ func (e *Engine) stuck(name string) string {
 	switch {
 	case !e.quorate:
 		return why + "the cluster has no quorum"
+	case !e.admitted:
+		return why + "this node is not a cluster member (it was declared failed, or has not joined yet), so it could not ask to join"
 	case sp == nil || !slices.Contains(sp.Members, e.cfg.Self):
 		return why + "the join request was not ordered"
 	default:
@@ -304,7 +324,7 @@ func (e *Engine) names() []string {
 func (e *Engine) Reconcile() []Action { return e.reconcile() }
 
 func (e *Engine) reconcile() []Action {
-	var acts []Action
+	acts := e.follow()
 	// Comms first: a failed node's comm must be gone before any start
 	// without it, and a new member's comm must exist before any start
 	// with it.
@@ -356,7 +376,7 @@ func (e *Engine) reconcileOne(l *Local) []Action {
 		return append(acts, RemoveSpace{Lockspace: l.Name}, EventDone{Lockspace: l.Name})
 	case PhaseJoining:
 		if !in {
-			if !l.joinSent {
+			if !l.joinSent && e.admitted {
 				l.joinSent = true
 				acts = append(acts, e.send(Msg{Kind: KindJoin, Lockspace: l.Name}))
 			}

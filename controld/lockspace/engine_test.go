@@ -192,7 +192,9 @@ func TestLeaveAndRejoinBeforeStartRenews(t *testing.T) {
 }
 
 // A member fails in the middle of a change (after some members stopped):
-// the change is superseded and converges without it.
+// the change is superseded and converges without it. The failed node's
+// join had not started, so it is kept and completes once the cluster
+// admits the node's next incarnation.
 func TestFailureDuringChange(t *testing.T) {
 	h := running3(t, "a")
 	h.online(1, "b")
@@ -207,11 +209,85 @@ func TestFailureDuringChange(t *testing.T) {
 	if got := h.last(1, "start b"); got != "start b 7 members [1]" {
 		t.Errorf("node 1: %q, want b restarted alone", got)
 	}
-	if got := h.last(2, "event_done b"); got != "event_done b -1" {
-		t.Errorf("node 2: %q, want its join of b answered with failure", got)
+	if got := h.last(2, "event_done b"); got != "" {
+		t.Errorf("node 2: %q, want its join of b kept for its next incarnation", got)
 	}
 	if got := h.last(3, "start a"); got != "start a 6 members [1 3]" {
 		t.Errorf("node 3: %q, want a restarted without 2", got)
+	}
+	h.readmit(2)
+	h.flush()
+	if got := h.last(2, "event_done b"); got != "event_done b 0" {
+		t.Errorf("node 2 after its readmission: %q, want its join of b completed", got)
+	}
+	if got := h.last(1, "start b"); got != "start b 8 members [1 2]" {
+		t.Errorf("node 1: %q, want b started with 2 again", got)
+	}
+}
+
+// TestJoinAskedWhileExpelled: a node learns it was declared failed (the
+// others went on without it while it was cut off), and a process makes
+// a lockspace before the cluster admits the node's next incarnation.
+// The engine must not ask to join as the expelled incarnation: its
+// cluster layer already runs as the next one, so the request would be
+// ordered under that one and ignored, and the process would wait for
+// the join timeout. It asks once the next incarnation is admitted, and
+// the join completes.
+func TestJoinAskedWhileExpelled(t *testing.T) {
+	h := running3(t, "a")
+	h.fail(3)
+	h.flush()
+	h.takeAll()
+	h.online(3, "b")
+	h.flush()
+	if d := cmp.Diff([]string(nil), h.take(3)); d != "" {
+		t.Errorf("node 3 before its readmission (-want +got):\n%s", d)
+	}
+	h.readmit(3)
+	h.flush()
+	if d := cmp.Diff([]string{
+		"send join b",
+		"send stopped b 5",
+		"start b 5 members [3] first",
+		"event_done b 0",
+	}, h.take(3)); d != "" {
+		t.Errorf("node 3 after its readmission (-want +got):\n%s", d)
+	}
+	if sp := h.states[1].Spaces["b"]; sp == nil || !sp.Complete() || !slices.Equal(sp.Members, []int{3}) {
+		t.Errorf("lockspace b: %+v, want complete with node 3", sp)
+	}
+	// Nothing is left to time out.
+	if acts := h.engines[3].Tick(h.now.Add(2 * time.Minute)); len(acts) != 0 {
+		t.Errorf("node 3 after the join timeout: %s", fmtActs(acts))
+	}
+}
+
+// TestJoinPendingWhenExpelled: a join asked while the node is cut off,
+// before it hears it was declared failed, is dropped with the expelled
+// incarnation by the cluster layer. The kernel lockspace never started,
+// so the engine keeps the join (its creator still waits) and asks again
+// as the next incarnation: a mount made during a short partition
+// completes after the heal.
+func TestJoinPendingWhenExpelled(t *testing.T) {
+	h := running3(t, "a")
+	h.online(3, "b") // queued; the partition keeps it from being ordered
+	h.fail(3)
+	h.flush()
+	for _, a := range h.take(3) {
+		if strings.HasPrefix(a, "event_done b") {
+			t.Errorf("node 3 answered the join of b when expelled: %q", a)
+		}
+	}
+	if l, ok := h.engines[3].Local("b"); !ok || l.Phase != PhaseJoining {
+		t.Fatalf("node 3's join of b: %+v, want kept joining", l)
+	}
+	h.readmit(3)
+	h.flush()
+	if got := h.last(3, "event_done b"); got != "event_done b 0" {
+		t.Errorf("node 3: %q, want its join of b completed", got)
+	}
+	if sp := h.states[1].Spaces["b"]; sp == nil || !sp.Complete() || !slices.Equal(sp.Members, []int{3}) {
+		t.Errorf("lockspace b: %+v, want complete with node 3", sp)
 	}
 }
 
@@ -309,8 +385,16 @@ func TestRestoredNodeSkipsOldIncarnation(t *testing.T) {
 	e.Event(&cluster.Quorum{Quorate: true})
 	acts := e.Online("a", h.now)
 	acts = append(acts, e.Event(&cluster.Restored{Seq: st.Seq})...)
-	if got := fmtActs(acts); got != "[send join a]" {
-		t.Errorf("new incarnation acted on its old membership: %s", got)
+	if got := fmtActs(acts); got != "[]" {
+		t.Errorf("new incarnation acted on its old membership, or before it was admitted: %s", got)
+	}
+	// Its arrival is ordered, with the failure of the incarnation it
+	// replaces: it asks to join as itself.
+	view := &cluster.View{Seq: st.Seq + 1, Members: []cluster.Member{{ID: 1, Incarnation: 1}, {ID: 2, Incarnation: 1}, {ID: 3, Incarnation: 2}},
+		Joined: []cluster.Member{{ID: 3, Incarnation: 2}}, Failed: []cluster.Member{{ID: 3, Incarnation: 1}}}
+	st.Apply(view)
+	if got := fmtActs(e.Event(view)); got != "[send join a]" {
+		t.Errorf("once admitted: %s, want the join", got)
 	}
 }
 

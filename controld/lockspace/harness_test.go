@@ -12,6 +12,13 @@ import (
 // harness orders messages the way the cluster layer would, for engines
 // that all stay quorate unless told otherwise: one total order, applied
 // to every node's own State, then each engine reconciles.
+//
+// Like the cluster layer, it orders a node's messages under the
+// incarnation the node's cluster layer runs as (layer), which is not
+// always the engine's: once a node learns it was declared failed, its
+// layer goes on as the next incarnation at once, and the cluster admits
+// that one later. Messages queued under an expelled incarnation are
+// dropped; messages of an incarnation not admitted yet wait.
 type harness struct {
 	t       *testing.T
 	seq     uint64
@@ -19,6 +26,7 @@ type harness struct {
 	members []cluster.Member
 	states  map[int]*State
 	engines map[int]*Engine
+	layer   map[int]uint64
 	outbox  []pending
 	log     map[int][]string
 	// started records, per lockspace and change, the member list of
@@ -33,11 +41,12 @@ type pending struct {
 }
 
 func newHarness(t *testing.T, nodes ...int) *harness {
-	h := &harness{t: t, now: time.Unix(1000, 0), states: map[int]*State{}, engines: map[int]*Engine{},
+	h := &harness{t: t, now: time.Unix(1000, 0), states: map[int]*State{}, engines: map[int]*Engine{}, layer: map[int]uint64{},
 		log: map[int][]string{}, started: map[string]map[uint64][]int{}, running: map[string]map[int]bool{}}
 	for _, n := range nodes {
 		h.states[n] = NewState()
 		h.engines[n] = NewEngine(Config{Self: n, Incarnation: 1, JoinTimeout: time.Minute}, h.states[n])
+		h.layer[n] = 1
 		h.members = append(h.members, cluster.Member{ID: n, Incarnation: 1})
 	}
 	h.broadcast(&cluster.View{Members: slices.Clone(h.members), Joined: slices.Clone(h.members)})
@@ -72,15 +81,13 @@ func (h *harness) ids() []int {
 	return ids
 }
 
-func (h *harness) inc(n int) uint64 { return h.engines[n].Incarnation() }
-
 // do records node n's actions and checks the kernel rule at each start.
 func (h *harness) do(n int, acts []Action) {
 	for _, a := range acts {
 		h.log[n] = append(h.log[n], fmt.Sprint(a))
 		switch a := a.(type) {
 		case Send:
-			h.outbox = append(h.outbox, pending{cluster.Member{ID: n, Incarnation: h.inc(n)}, a.Msg})
+			h.outbox = append(h.outbox, pending{cluster.Member{ID: n, Incarnation: h.layer[n]}, a.Msg})
 		case Stop:
 			h.run(a.Lockspace)[n] = false
 		case Start:
@@ -113,18 +120,24 @@ func (h *harness) run(ls string) map[int]bool {
 	return h.running[ls]
 }
 
-// step orders the oldest pending message; it reports false when none is left.
+// step orders the oldest pending message that can be ordered; it
+// reports false when none is left.
 func (h *harness) step() bool {
-	if len(h.outbox) == 0 {
-		return false
+	for i, p := range h.outbox {
+		if p.from.Incarnation < h.layer[p.from.ID] {
+			// The cluster layer dropped it when the cluster
+			// expelled the incarnation that queued it.
+			h.outbox = slices.Delete(h.outbox, i, i+1)
+			return true
+		}
+		if h.states[h.ids()[0]].Members[p.from.ID] != p.from.Incarnation {
+			continue // waits until the cluster admits the sender
+		}
+		h.outbox = slices.Delete(h.outbox, i, i+1)
+		h.broadcast(&cluster.Message{From: p.from, Data: p.msg.Encode()})
+		return true
 	}
-	p := h.outbox[0]
-	h.outbox = h.outbox[1:]
-	if cur, ok := h.states[h.ids()[0]].Members[p.from.ID]; !ok || cur != p.from.Incarnation {
-		return true // the cluster layer drops messages of incarnations that are gone
-	}
-	h.broadcast(&cluster.Message{From: p.from, Data: p.msg.Encode()})
-	return true
+	return false
 }
 
 // stepFrom orders the oldest pending message of node n first.
@@ -153,7 +166,8 @@ func (h *harness) offline(n int, ls string) {
 	h.do(n, h.engines[n].Offline(ls))
 }
 
-// fail orders a view in which node n failed.
+// fail orders a view in which node n failed. Node n hears it, and its
+// cluster layer goes on as the next incarnation.
 func (h *harness) fail(n int) {
 	var failed cluster.Member
 	h.members = slices.DeleteFunc(h.members, func(m cluster.Member) bool {
@@ -164,15 +178,27 @@ func (h *harness) fail(n int) {
 		return false
 	})
 	h.broadcast(&cluster.View{Members: slices.Clone(h.members), Failed: []cluster.Member{failed}})
+	h.layer[n] = failed.Incarnation + 1
 }
 
 // rejoin orders a view in which node n came back as a new incarnation,
 // with a fresh engine (a restarted daemon).
 func (h *harness) rejoin(n int) {
-	m := cluster.Member{ID: n, Incarnation: h.inc(n) + 1}
+	h.layer[n]++
+	m := cluster.Member{ID: n, Incarnation: h.layer[n]}
 	h.states[n] = h.states[h.ids()[0]].Clone()
 	h.engines[n] = NewEngine(Config{Self: n, Incarnation: m.Incarnation, JoinTimeout: time.Minute}, h.states[n])
 	h.do(n, h.engines[n].Event(&cluster.Quorum{Quorate: true}))
+	h.members = append(h.members, m)
+	slices.SortFunc(h.members, func(a, b cluster.Member) int { return a.ID - b.ID })
+	h.broadcast(&cluster.View{Members: slices.Clone(h.members), Joined: []cluster.Member{m}})
+}
+
+// readmit orders a view in which the cluster admits the incarnation
+// node n's cluster layer went on as after it was declared failed: the
+// same daemon, the same engine.
+func (h *harness) readmit(n int) {
+	m := cluster.Member{ID: n, Incarnation: h.layer[n]}
 	h.members = append(h.members, m)
 	slices.SortFunc(h.members, func(a, b cluster.Member) int { return a.ID - b.ID })
 	h.broadcast(&cluster.View{Members: slices.Clone(h.members), Joined: []cluster.Member{m}})
