@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/godlm/godlm/libdlm/internal/uapi"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -89,26 +90,26 @@ func TestLayoutMatchesKernelHeaders(t *testing.T) {
 		got[f[0]] = v
 	}
 	want := map[string]int64{
-		"sizeof.dlm_write_request": lockRequestBase, "sizeof.dlm_lock_result": resultSize,
-		"dlm_write_request.version": offReqVersion, "dlm_write_request.cmd": offReqCmd, "dlm_write_request.is64bit": offReqIs64bit,
-		"dlm_write_request.i.lock.mode": offLockMode, "dlm_write_request.i.lock.namelen": offLockNamelen,
-		"dlm_write_request.i.lock.flags": offLockFlags, "dlm_write_request.i.lock.lkid": offLockLkid,
-		"dlm_write_request.i.lock.parent": offLockParent, "dlm_write_request.i.lock.xid": offLockXid,
-		"dlm_write_request.i.lock.timeout": offLockTimeout, "dlm_write_request.i.lock.castparam": offLockCastparam,
-		"dlm_write_request.i.lock.castaddr": offLockCastaddr, "dlm_write_request.i.lock.bastparam": offLockBastparam,
-		"dlm_write_request.i.lock.bastaddr": offLockBastaddr, "dlm_write_request.i.lock.lksb": offLockLksb,
-		"dlm_write_request.i.lock.lvb": offLockLVB, "dlm_write_request.i.lock.name": offLockName,
-		"dlm_write_request.i.lspace.flags": offLspaceFlags, "dlm_write_request.i.lspace.minor": offLspaceMinor,
-		"dlm_write_request.i.lspace.name": offLspaceName,
-		"dlm_lock_result.version":         offResVersion, "dlm_lock_result.length": offResLength,
-		"dlm_lock_result.user_astaddr": offResAstaddr, "dlm_lock_result.user_astparam": offResAstparam,
-		"dlm_lock_result.user_lksb": offResLksb, "dlm_lock_result.lksb": offResStatus,
-		"dlm_lock_result.lksb.sb_status": offResStatus, "dlm_lock_result.lksb.sb_lkid": offResLkid,
-		"dlm_lock_result.lksb.sb_flags": offResSbFlags, "dlm_lock_result.lksb.sb_lvbptr": offResLvbptr,
-		"dlm_lock_result.bast_mode": offResBastMode, "dlm_lock_result.lvb_offset": offResLvbOffset,
-		"DLM_DEVICE_VERSION_MAJOR": deviceMajor, "DLM_DEVICE_VERSION_MINOR": deviceMinor,
-		"DLM_USER_LOCK": cmdLock, "DLM_USER_UNLOCK": cmdUnlock,
-		"DLM_USER_CREATE_LOCKSPACE": cmdCreateLockspace, "DLM_USER_REMOVE_LOCKSPACE": cmdRemoveLockspace,
+		"sizeof.dlm_write_request": uapi.RequestSize, "sizeof.dlm_lock_result": uapi.ResultSize,
+		"dlm_write_request.version": uapi.OffReqVersion, "dlm_write_request.cmd": uapi.OffReqCmd, "dlm_write_request.is64bit": uapi.OffReqIs64bit,
+		"dlm_write_request.i.lock.mode": uapi.OffLockMode, "dlm_write_request.i.lock.namelen": uapi.OffLockNamelen,
+		"dlm_write_request.i.lock.flags": uapi.OffLockFlags, "dlm_write_request.i.lock.lkid": uapi.OffLockLkid,
+		"dlm_write_request.i.lock.parent": uapi.OffLockParent, "dlm_write_request.i.lock.xid": uapi.OffLockXid,
+		"dlm_write_request.i.lock.timeout": uapi.OffLockTimeout, "dlm_write_request.i.lock.castparam": uapi.OffLockCastparam,
+		"dlm_write_request.i.lock.castaddr": uapi.OffLockCastaddr, "dlm_write_request.i.lock.bastparam": uapi.OffLockBastparam,
+		"dlm_write_request.i.lock.bastaddr": uapi.OffLockBastaddr, "dlm_write_request.i.lock.lksb": uapi.OffLockLksb,
+		"dlm_write_request.i.lock.lvb": uapi.OffLockLVB, "dlm_write_request.i.lock.name": uapi.OffLockName,
+		"dlm_write_request.i.lspace.flags": uapi.OffLspaceFlags, "dlm_write_request.i.lspace.minor": uapi.OffLspaceMinor,
+		"dlm_write_request.i.lspace.name": uapi.OffLspaceName,
+		"dlm_lock_result.version":         uapi.OffResVersion, "dlm_lock_result.length": uapi.OffResLength,
+		"dlm_lock_result.user_astaddr": uapi.OffResAstaddr, "dlm_lock_result.user_astparam": uapi.OffResAstparam,
+		"dlm_lock_result.user_lksb": uapi.OffResLksb, "dlm_lock_result.lksb": uapi.OffResStatus,
+		"dlm_lock_result.lksb.sb_status": uapi.OffResStatus, "dlm_lock_result.lksb.sb_lkid": uapi.OffResLkid,
+		"dlm_lock_result.lksb.sb_flags": uapi.OffResSbFlags, "dlm_lock_result.lksb.sb_lvbptr": uapi.OffResLvbptr,
+		"dlm_lock_result.bast_mode": uapi.OffResBastMode, "dlm_lock_result.lvb_offset": uapi.OffResLvbOffset,
+		"DLM_DEVICE_VERSION_MAJOR": uapi.VersionMajor, "DLM_DEVICE_VERSION_MINOR": uapi.VersionMinor,
+		"DLM_USER_LOCK": uapi.CmdLock, "DLM_USER_UNLOCK": uapi.CmdUnlock,
+		"DLM_USER_CREATE_LOCKSPACE": uapi.CmdCreateLockspace, "DLM_USER_REMOVE_LOCKSPACE": uapi.CmdRemoveLockspace,
 		"DLM_USER_LSFLG_FORCEFREE": removeForceFree, "DLM_USER_LVB_LEN": LVBLen,
 		"DLM_LOCKSPACE_LEN": MaxNameLen, "DLM_RESNAME_MAXLEN": MaxNameLen,
 		"DLM_LSFL_NEWEXCL": int64(LSFlagNewExcl),
@@ -135,34 +136,34 @@ func TestEncodeLockRequest(t *testing.T) {
 	b := lockRequest{mode: ModePR, flags: ValBlk | Convert, lkid: 7, token: 42, bast: true, lvb: &lvb, name: "res"}.encode()
 	u32 := func(o int) uint32 { return binary.NativeEndian.Uint32(b[o:]) }
 	u64 := func(o int) uint64 { return binary.NativeEndian.Uint64(b[o:]) }
-	got := []uint64{uint64(len(b)), uint64(u32(0)), uint64(b[offReqCmd]), uint64(b[offReqIs64bit]), uint64(b[offLockMode]),
-		uint64(b[offLockNamelen]), uint64(u32(offLockFlags)), uint64(u32(offLockLkid)), u64(offLockCastparam),
-		u64(offLockCastaddr), u64(offLockBastparam), u64(offLockBastaddr), u64(offLockLksb)}
-	want := []uint64{123, 6, cmdLock, 1, 3, 3, 0xc, 7, 42, castMarker, 42, bastMarker, 42}
+	got := []uint64{uint64(len(b)), uint64(u32(0)), uint64(b[uapi.OffReqCmd]), uint64(b[uapi.OffReqIs64bit]), uint64(b[uapi.OffLockMode]),
+		uint64(b[uapi.OffLockNamelen]), uint64(u32(uapi.OffLockFlags)), uint64(u32(uapi.OffLockLkid)), u64(uapi.OffLockCastparam),
+		u64(uapi.OffLockCastaddr), u64(uapi.OffLockBastparam), u64(uapi.OffLockBastaddr), u64(uapi.OffLockLksb)}
+	want := []uint64{123, 6, uapi.CmdLock, 1, 3, 3, 0xc, 7, 42, castMarker, 42, bastMarker, 42}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("request fields (-want +got):\n%s", d)
 	}
-	if string(b[offLockLVB:offLockLVB+5]) != "value" || string(b[offLockName:]) != "res" {
+	if string(b[uapi.OffLockLVB:uapi.OffLockLVB+5]) != "value" || string(b[uapi.OffLockName:]) != "res" {
 		t.Errorf("lvb or name misplaced: %q", b)
 	}
 	// Without a blocking callback the kernel must get no bast address.
 	b = lockRequest{mode: ModeEX, token: 1, name: "r"}.encode()
-	if binary.NativeEndian.Uint64(b[offLockBastaddr:]) != 0 {
+	if binary.NativeEndian.Uint64(b[uapi.OffLockBastaddr:]) != 0 {
 		t.Error("bastaddr set without a blocking callback")
 	}
 }
 
 func result(addr, param uint64, status int32, lkid uint32, sbflags, bastMode byte, lvb string) []byte {
-	b := make([]byte, resultSize)
-	binary.NativeEndian.PutUint32(b[0:], deviceMajor)
-	binary.NativeEndian.PutUint64(b[offResAstaddr:], addr)
-	binary.NativeEndian.PutUint64(b[offResAstparam:], param)
-	binary.NativeEndian.PutUint32(b[offResStatus:], uint32(status))
-	binary.NativeEndian.PutUint32(b[offResLkid:], lkid)
-	b[offResSbFlags] = sbflags
-	b[offResBastMode] = bastMode
+	b := make([]byte, uapi.ResultSize)
+	binary.NativeEndian.PutUint32(b[0:], uapi.VersionMajor)
+	binary.NativeEndian.PutUint64(b[uapi.OffResAstaddr:], addr)
+	binary.NativeEndian.PutUint64(b[uapi.OffResAstparam:], param)
+	binary.NativeEndian.PutUint32(b[uapi.OffResStatus:], uint32(status))
+	binary.NativeEndian.PutUint32(b[uapi.OffResLkid:], lkid)
+	b[uapi.OffResSbFlags] = sbflags
+	b[uapi.OffResBastMode] = bastMode
 	if lvb != "" {
-		binary.NativeEndian.PutUint32(b[offResLvbOffset:], resultSize)
+		binary.NativeEndian.PutUint32(b[uapi.OffResLvbOffset:], uapi.ResultSize)
 		v := make([]byte, LVBLen)
 		copy(v, lvb)
 		b = append(b, v...)
@@ -183,7 +184,7 @@ func TestDecodeResult(t *testing.T) {
 		{"blocking", result(bastMarker, 3, 0, 5, 0, byte(ModePR), ""), astResult{bast: true, token: 3, lkid: 5, bastMode: ModePR}, false},
 		{"unknown address", result(77, 3, 0, 5, 0, 0, ""), astResult{}, true},
 		{"short", make([]byte, 40), astResult{}, true},
-		{"lvb beyond end", result(castMarker, 9, 0, 5, 0, 0, "abc")[:resultSize+4], astResult{}, true},
+		{"lvb beyond end", result(castMarker, 9, 0, 5, 0, 0, "abc")[:uapi.ResultSize+4], astResult{}, true},
 	}
 	for _, tt := range tests {
 		got, err := decodeResult(tt.in)

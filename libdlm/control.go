@@ -12,24 +12,8 @@ import (
 	"syscall"
 
 	"github.com/godlm/godlm/internal/lsname"
+	"github.com/godlm/godlm/libdlm/internal/uapi"
 	"golang.org/x/sys/unix"
-)
-
-// The kernel's device ABI version (include/uapi/linux/dlm_device.h). The
-// kernel accepts a request whose major equals its own and whose minor is
-// not above its own.
-const (
-	deviceMajor = 6
-	deviceMinor = 0
-	devicePatch = 2
-)
-
-// Device commands.
-const (
-	cmdLock            = 1
-	cmdUnlock          = 2
-	cmdCreateLockspace = 4
-	cmdRemoveLockspace = 5
 )
 
 // LockspaceFlags are the flags of a lockspace creation.
@@ -94,13 +78,13 @@ func ValidateLockspaceName(name string) error {
 }
 
 func lspaceRequest(cmd uint8, flags uint32, minor uint32, name string) []byte {
-	b := make([]byte, lockRequestBase+len(name))
+	b := make([]byte, uapi.RequestSize+len(name))
 	putVersion(b)
-	b[offReqCmd] = cmd
-	b[offReqIs64bit] = 1
-	binary.NativeEndian.PutUint32(b[offLspaceFlags:], flags)
-	binary.NativeEndian.PutUint32(b[offLspaceMinor:], minor)
-	copy(b[offLspaceName:], name) // NUL-terminated: the buffer is longer
+	b[uapi.OffReqCmd] = cmd
+	b[uapi.OffReqIs64bit] = 1
+	binary.NativeEndian.PutUint32(b[uapi.OffLspaceFlags:], flags)
+	binary.NativeEndian.PutUint32(b[uapi.OffLspaceMinor:], minor)
+	copy(b[uapi.OffLspaceName:], name) // NUL-terminated: the buffer is longer
 	return b
 }
 
@@ -119,7 +103,7 @@ func (c *Control) Create(name string, flags LockspaceFlags) (int, error) {
 	if err := ValidateLockspaceName(name); err != nil {
 		return 0, err
 	}
-	n, err := rawWrite(c.f, lspaceRequest(cmdCreateLockspace, uint32(flags), 0, name))
+	n, err := rawWrite(c.f, lspaceRequest(uapi.CmdCreateLockspace, uint32(flags), 0, name))
 	if err != nil {
 		return 0, deviceError("create", name, err)
 	}
@@ -143,7 +127,7 @@ func (c *Control) Remove(name string, force bool) error {
 	if force {
 		flags = removeForceFree
 	}
-	if _, err := rawWrite(c.f, lspaceRequest(cmdRemoveLockspace, flags, uint32(minor), name)); err != nil {
+	if _, err := rawWrite(c.f, lspaceRequest(uapi.CmdRemoveLockspace, flags, uint32(minor), name)); err != nil {
 		return deviceError("remove", name, err)
 	}
 	return nil

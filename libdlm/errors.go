@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"syscall"
+
+	"github.com/godlm/godlm/libdlm/internal/uapi"
 )
 
 // Errors a lock operation can end with; test with errors.Is.
@@ -26,12 +28,16 @@ var (
 	ErrInvalidArgument = errors.New("invalid argument")
 	// ErrClosed: the lockspace handle is closed.
 	ErrClosed = errors.New("lockspace closed")
+	// ErrDeviceFailed: the lockspace device failed (poll or read
+	// reported an error); every waiting operation ends with it, and so
+	// does every later one. Only Close is left to do.
+	ErrDeviceFailed = errors.New("lockspace device failed")
 )
 
 // Kernel AST status values beyond errno (include/uapi/linux/dlmconstants.h).
 const (
-	statusECancel = 0x10001
-	statusEUnlock = 0x10002
+	statusECancel = uapi.StatusECancel
+	statusEUnlock = uapi.StatusEUnlock
 )
 
 // statusError turns a completion's kernel status (0 or negative) into an

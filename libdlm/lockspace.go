@@ -14,6 +14,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/godlm/godlm/libdlm/internal/uapi"
 	"golang.org/x/sys/unix"
 )
 
@@ -32,6 +33,7 @@ type Lockspace struct {
 	// more than the lock operation. The reader goroutine waits in
 	// poll(2) instead, and only while something needs it.
 	fd   int
+	dev  Device       // what fd polls for: the kernel's device, or a fake
 	efd  int          // eventfd that wakes every poller at Close
 	wfd  int          // eventfd that wakes a caller polling the device, when its context ends
 	fdmu sync.RWMutex // held shared around syscalls on fd, exclusively to close it
@@ -51,6 +53,9 @@ type Lockspace struct {
 	// closed is set once, by Close, under mu (so that waiters on
 	// needCond see it); the write path reads it without mu.
 	closed atomic.Bool
+	// failed holds the error that ended the device, once it failed: every
+	// operation then fails with it.
+	failed atomic.Pointer[error]
 	// writes counts requests, so that write yields to the scheduler
 	// every yieldEvery of them (see there).
 	writes atomic.Uint32
@@ -171,21 +176,12 @@ func openDevice(name string, minor int, o lsOptions) (*Lockspace, error) {
 			if err != nil {
 				return nil, fmt.Errorf("libdlm: open lockspace %q: %w", name, err)
 			}
-			efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+			ls, err := LockspaceOn(name, kernelDevice(fd))
 			if err != nil {
 				unix.Close(fd)
-				return nil, fmt.Errorf("libdlm: open lockspace %q: %w", name, err)
+				return nil, err
 			}
-			wfd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-			if err != nil {
-				unix.Close(fd)
-				unix.Close(efd)
-				return nil, fmt.Errorf("libdlm: open lockspace %q: %w", name, err)
-			}
-			ls := &Lockspace{name: name, root: o.root, fd: fd, efd: efd, wfd: wfd, buf: make([]byte, resultSizeWithLV),
-				locks: map[uint64]*Lock{}, readerDone: make(chan struct{}), cb: newCallbackQueue()}
-			ls.needCond = sync.NewCond(&ls.mu)
-			go ls.readLoop()
+			ls.root = o.root
 			return ls, nil
 		}
 		if time.Now().After(deadline) {
@@ -194,6 +190,67 @@ func openDevice(name string, minor int, o lsOptions) (*Lockspace, error) {
 		time.Sleep(delay)
 		delay = min(2*delay, 100*time.Millisecond)
 	}
+}
+
+// Device is what a Lockspace reads and writes: the kernel's lockspace
+// device, /dev/misc/dlm_<name>, which NewLockspace and OpenLockspace
+// open, or a fake of it (package dlmtest provides one).
+type Device interface {
+	// Fd returns a descriptor that poll(2) reports readable while a
+	// callback is queued, and with POLLHUP or POLLERR once the device
+	// has failed. It stays the same until Close.
+	Fd() int
+	// Write passes one request, as write(2) on the kernel's device does:
+	// a lock request returns the new lock's id.
+	Write(b []byte) (int, error)
+	// Read copies one queued callback (a struct dlm_lock_result and its
+	// value block) into b without waiting; with none queued it fails
+	// with unix.EAGAIN.
+	Read(b []byte) (int, error)
+	// Close closes the device: the kernel unlocks the locks taken
+	// through it, except persistent ones, which become orphans.
+	Close() error
+}
+
+// kernelDevice is the kernel's lockspace device, opened non-blocking.
+type kernelDevice int
+
+func (d kernelDevice) Fd() int { return int(d) }
+
+func (d kernelDevice) Write(b []byte) (int, error) {
+	for {
+		// A plain syscall: a request can sleep in the kernel while the
+		// lockspace recovers, and must not hold up the Go scheduler then.
+		n, err := unix.Write(int(d), b)
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
+}
+
+func (d kernelDevice) Read(b []byte) (int, error) { return rawRead(int(d), b) }
+
+func (d kernelDevice) Close() error { return unix.Close(int(d)) }
+
+// LockspaceOn returns a handle on the lockspace name that talks through
+// dev, and takes dev over: Close closes it. NewLockspace and
+// OpenLockspace use it with the kernel's device; tests use it with a
+// fake one.
+func LockspaceOn(name string, dev Device) (*Lockspace, error) {
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return nil, fmt.Errorf("libdlm: open lockspace %q: %w", name, err)
+	}
+	wfd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(efd)
+		return nil, fmt.Errorf("libdlm: open lockspace %q: %w", name, err)
+	}
+	ls := &Lockspace{name: name, root: "/", fd: dev.Fd(), dev: dev, efd: efd, wfd: wfd, buf: make([]byte, uapi.ResultSizeWithLV),
+		locks: map[uint64]*Lock{}, readerDone: make(chan struct{}), cb: newCallbackQueue()}
+	ls.needCond = sync.NewCond(&ls.mu)
+	go ls.readLoop()
+	return ls, nil
 }
 
 // Name is the lockspace's name.
@@ -215,7 +272,7 @@ func (ls *Lockspace) Close() error {
 	signal(ls.efd) // wakes the pollers
 	<-ls.readerDone
 	ls.fdmu.Lock()
-	err := unix.Close(ls.fd)
+	err := ls.dev.Close()
 	unix.Close(ls.efd)
 	unix.Close(ls.wfd)
 	ls.fd = -1
@@ -289,13 +346,15 @@ func (ls *Lockspace) readLoop() {
 		}
 		// Wait a bounded time, so a need that ends is noticed.
 		if _, err := unix.Poll(fds, 1000); err != nil && err != unix.EINTR {
+			ls.fail(fmt.Errorf("poll: %w", err))
 			return
 		}
 		if fds[1].Revents != 0 {
 			return // Close
 		}
 		if fds[0].Revents&(unix.POLLERR|unix.POLLHUP|unix.POLLNVAL) != 0 {
-			return // the device is gone
+			ls.fail(pollError(fds[0].Revents))
+			return
 		}
 		if fds[0].Revents&unix.POLLIN != 0 {
 			// A caller polling the device itself holds rmu and delivers
@@ -328,12 +387,16 @@ func (ls *Lockspace) drain(done func() bool, hint *Lock) {
 			ls.fdmu.RUnlock()
 			return
 		}
-		n, err := rawRead(ls.fd, ls.buf)
+		n, err := ls.dev.Read(ls.buf)
 		ls.fdmu.RUnlock()
 		if err == unix.EINTR {
 			continue
 		}
+		if err == unix.EAGAIN {
+			return
+		}
 		if err != nil {
+			ls.fail(fmt.Errorf("read: %w", err))
 			return
 		}
 		ls.deliver(ls.buf[:n], hint)
@@ -391,6 +454,10 @@ func (ls *Lockspace) readUntil(ctx context.Context, l *Lock, op *pendingOp, canc
 		}
 		if fds[1].Revents != 0 {
 			return Result{}, ErrClosed
+		}
+		if fds[0].Revents&(unix.POLLERR|unix.POLLHUP|unix.POLLNVAL) != 0 {
+			ls.fail(pollError(fds[0].Revents))
+			continue // op has its answer now: the failure
 		}
 		if fds[2].Revents != 0 {
 			var b [8]byte
@@ -483,18 +550,45 @@ func (ls *Lockspace) write(b []byte) (int, error) {
 	if ls.writes.Add(1)%yieldEvery == 0 {
 		runtime.Gosched()
 	}
+	if err := ls.failed.Load(); err != nil {
+		return 0, *err
+	}
 	ls.fdmu.RLock()
 	defer ls.fdmu.RUnlock()
 	if ls.fd < 0 {
 		return 0, ErrClosed
 	}
-	for {
-		// A plain syscall: a request can sleep in the kernel while the
-		// lockspace recovers, and must not hold up the Go scheduler then.
-		n, err := unix.Write(ls.fd, b)
-		if err != unix.EINTR {
-			return n, err
-		}
+	return ls.dev.Write(b)
+}
+
+// pollError describes what poll(2) reported on a failed device.
+func pollError(revents int16) error {
+	switch {
+	case revents&unix.POLLNVAL != 0:
+		return errors.New("poll: the device descriptor is not open")
+	case revents&unix.POLLERR != 0:
+		return errors.New("poll: error on the device")
+	}
+	return errors.New("poll: the device hung up")
+}
+
+// fail ends the handle's use of a device that failed: every operation
+// waiting for an answer ends with ErrDeviceFailed (nothing else will
+// ever answer it), and so does every later request. The handle still
+// needs Close.
+func (ls *Lockspace) fail(cause error) {
+	err := fmt.Errorf("libdlm: lockspace %q: %w: %w", ls.name, ErrDeviceFailed, cause)
+	if !ls.failed.CompareAndSwap(nil, &err) {
+		return
+	}
+	ls.mu.Lock()
+	locks := make([]*Lock, 0, len(ls.locks))
+	for _, l := range ls.locks {
+		locks = append(locks, l)
+	}
+	ls.mu.Unlock()
+	for _, l := range locks {
+		l.abort(err)
 	}
 }
 
