@@ -39,12 +39,17 @@ type Options struct {
 	Peers map[int][]netip.AddrPort
 	// ClusterName must be the same on every node.
 	ClusterName string
-	// Key is the shared cluster key (at least 16 bytes); nil: no
-	// authentication, only the source address check.
+	// Key is the shared cluster key (MinKeySize to MaxKeySize bytes,
+	// see LoadKey). It is required when there are peers: without it
+	// any local process could bind a peer's address and speak for it.
+	// A one-node cluster needs none.
 	Key []byte
 	// StateDir keeps the consensus state across restarts; "" keeps it
 	// in memory (or in Core.Storage, when set).
 	StateDir string
+
+	// allowNoKey lets this package's tests run peers without a key.
+	allowNoKey bool
 }
 
 // DefaultTick is the default Options.Tick.
@@ -100,8 +105,10 @@ func Start(o Options) (*Node, error) {
 		return nil, fmt.Errorf("tick %v: %w", o.Tick, ErrConfig)
 	case !o.Listen.IsValid() || o.Listen.Addr().IsUnspecified():
 		return nil, fmt.Errorf("listen address %v: need this node's own address: %w", o.Listen, ErrConfig)
-	case o.Key != nil && len(o.Key) < 16:
-		return nil, fmt.Errorf("cluster key of %d bytes (need at least 16): %w", len(o.Key), ErrConfig)
+	case o.Key != nil && (len(o.Key) < MinKeySize || len(o.Key) > MaxKeySize):
+		return nil, fmt.Errorf("cluster key of %d bytes (need %d to %d): %w", len(o.Key), MinKeySize, MaxKeySize, ErrConfig)
+	case o.Key == nil && len(o.Peers) > 0 && !o.allowNoKey:
+		return nil, fmt.Errorf("a cluster of more than one node needs a cluster key to authenticate its peers: %w", ErrConfig)
 	case len(o.ClusterName) > maxClusterName:
 		return nil, fmt.Errorf("cluster name longer than %d bytes: %w", maxClusterName, ErrConfig)
 	}

@@ -102,7 +102,14 @@ func listeners(t *testing.T, ids ...int) map[int]net.Listener {
 
 func addrOf(ln net.Listener) netip.AddrPort { return ln.Addr().(*net.TCPAddr).AddrPort() }
 
-// startNodes starts one node per listener; keys gives each node's key.
+// testKey is the cluster key of the test nodes that are given none.
+var testKey = []byte("0123456789abcdef-test-cluster-key")
+
+// noKey, as a node's key, starts it without any key.
+var noKey = []byte("(no key)")
+
+// startNodes starts one node per listener; keys gives each node's key
+// (testKey when nil).
 func startNodes(t *testing.T, lns map[int]net.Listener, keys map[int][]byte) map[int]*testNode {
 	t.Helper()
 	nodes := map[int]*testNode{}
@@ -126,7 +133,7 @@ func startNode(t *testing.T, id int, ln net.Listener, peers map[int][]netip.Addr
 		cfg.SM = &testSM{}
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	n, err := Start(Options{
+	o := Options{
 		Core:        cfg,
 		Tick:        10 * time.Millisecond,
 		Listen:      addrOf(ln),
@@ -134,7 +141,14 @@ func startNode(t *testing.T, id int, ln net.Listener, peers map[int][]netip.Addr
 		Peers:       peers,
 		ClusterName: "test",
 		Key:         key,
-	})
+	}
+	switch {
+	case key == nil:
+		o.Key = testKey
+	case bytes.Equal(key, noKey):
+		o.Key, o.allowNoKey = nil, true
+	}
+	n, err := Start(o)
 	if err != nil {
 		t.Fatalf("Start(%d): %v", id, err)
 	}
@@ -451,6 +465,7 @@ func TestStartErrors(t *testing.T) {
 		Core:   Config{Self: cluster.Member{ID: 1, Incarnation: 1}, SM: &testSM{}},
 		Listen: netip.MustParseAddrPort("127.0.0.1:0"),
 		Peers:  map[int][]netip.AddrPort{2: {netip.MustParseAddrPort("127.0.0.2:7000")}},
+		Key:    testKey,
 	}
 	for _, tc := range []struct {
 		name string
@@ -458,6 +473,8 @@ func TestStartErrors(t *testing.T) {
 	}{
 		{"unspecified listen address", func(o *Options) { o.Listen = netip.MustParseAddrPort("0.0.0.0:7000") }},
 		{"short key", func(o *Options) { o.Key = []byte("short") }},
+		{"long key", func(o *Options) { o.Key = make([]byte, MaxKeySize+1) }},
+		{"peers without a key", func(o *Options) { o.Key = nil }},
 		{"peer without address", func(o *Options) { o.Peers = map[int][]netip.AddrPort{2: nil} }},
 		{"self among peers", func(o *Options) { o.Peers = map[int][]netip.AddrPort{1: {netip.MustParseAddrPort("127.0.0.1:7000")}} }},
 		{"voters disagree", func(o *Options) { o.Core.Voters = []int{1, 2, 3} }},
