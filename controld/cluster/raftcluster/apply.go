@@ -148,19 +148,21 @@ func (c *Core) expel() {
 }
 
 // newIncarnation picks this node's next incarnation, larger than the
-// current one and than floor.
+// current one and than floor, and at most MaxIncarnation. Incarnations
+// of this node come from the replicated state, which holds none beyond
+// MaxIncarnation, or from this node's own choices; only a node that
+// chose MaxIncarnation itself can run out.
 func (c *Core) newIncarnation(floor uint64) uint64 {
 	floor = max(floor, c.inc, c.state.nodes[c.cfg.Self.ID].Inc)
-	if floor == math.MaxUint64 {
-		// Cannot happen with sane incarnations; stay correct anyway.
-		c.fail(fmt.Errorf("incarnations of node %d exhausted", c.cfg.Self.ID))
+	if floor >= MaxIncarnation {
+		c.fail(fmt.Errorf("incarnations of node %d exhausted: this node used %d, the largest is %d", c.cfg.Self.ID, floor, uint64(MaxIncarnation)))
 		return floor
 	}
 	if c.cfg.NewIncarnation != nil {
-		if v := c.cfg.NewIncarnation(); v > floor {
+		if v := c.cfg.NewIncarnation(); v > floor && v <= MaxIncarnation {
 			return v
 		} else {
-			c.log.Warn("NewIncarnation returned an incarnation that is not larger; using the next one", "got", v, "floor", floor)
+			c.log.Warn("NewIncarnation returned an incarnation that is not larger or beyond the largest; using the next one", "got", v, "floor", floor)
 		}
 	}
 	return floor + 1

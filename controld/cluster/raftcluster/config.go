@@ -11,7 +11,8 @@ import (
 
 // Config configures a Core.
 type Config struct {
-	// Self is this node and this start's incarnation (>= 1).
+	// Self is this node and this start's incarnation (1 to
+	// MaxIncarnation).
 	Self cluster.Member
 	// Voters are the configured node ids, Self.ID among them. Each is
 	// one consensus voter, with the node id as its consensus id. The
@@ -84,6 +85,8 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, fmt.Errorf("node id %d out of range [1, %d]: %w", cfg.Self.ID, MaxNodeID, ErrConfig)
 	case cfg.Self.Incarnation == 0:
 		return cfg, fmt.Errorf("incarnation 0: %w", ErrConfig)
+	case cfg.Self.Incarnation > MaxIncarnation:
+		return cfg, fmt.Errorf("incarnation %d beyond %d: %w", cfg.Self.Incarnation, uint64(MaxIncarnation), ErrConfig)
 	case cfg.HeartbeatTicks < 0 || cfg.ElectionTicks <= cfg.HeartbeatTicks:
 		return cfg, fmt.Errorf("election ticks (%d) must exceed heartbeat ticks (%d): %w", cfg.ElectionTicks, cfg.HeartbeatTicks, ErrConfig)
 	case cfg.FailTicks < 0:

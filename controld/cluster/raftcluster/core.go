@@ -212,11 +212,12 @@ func (c *Core) bootstrapState() *PersistentState {
 }
 
 // pastIncarnation returns the highest incarnation of this node found in
-// a persisted state: in the snapshot, or in a Hello in the log.
+// a persisted state: in the snapshot, or in a Hello in the log that the
+// apply rules would accept (not beyond MaxIncarnation).
 func (c *Core) pastIncarnation(st *PersistentState) uint64 {
 	floor := c.state.nodes[c.cfg.Self.ID].Inc
 	for _, e := range st.Entries {
-		if ent, err := decodeEntry(e.GetData()); err == nil && ent.Kind == kindHello && ent.Node == c.cfg.Self.ID {
+		if ent, err := decodeEntry(e.GetData()); err == nil && ent.Kind == kindHello && ent.Node == c.cfg.Self.ID && ent.Inc <= MaxIncarnation {
 			floor = max(floor, ent.Inc)
 		}
 	}

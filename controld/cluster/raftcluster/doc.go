@@ -52,13 +52,27 @@
 //
 // Each node dials every peer to send and accepts connections to
 // receive; frames are length-prefixed protobuf raft messages. The
-// acceptor checks the source address against the configuration; with a
-// cluster key, both sides prove the key (HMAC-SHA256 challenge and
-// response over both nonces, the cluster name and both node ids) and
-// every frame carries an HMAC under a per-connection session key and a
-// sequence number. Peers are trusted once authenticated: Core.Step
+// acceptor checks the source address against the configuration, and
+// both sides prove the cluster key (HMAC-SHA256 challenge and response
+// over both nonces, the cluster name and both node ids); every frame
+// then carries an HMAC under a per-connection session key and a
+// sequence number. A cluster with peers does not start without a key
+// (see LoadKey and GenerateKey for the key file).
+//
+// # Identity
+//
+// A connection speaks for the node it authenticated as and for no
+// other: a message on it whose sender is another node is dropped. A
+// follower's proposal reaches the leader straight from its proposer
+// (nodes that are not the leader drop proposals instead of forwarding
+// them), and the leader accepts in a proposal only Hello, Batch and
+// Leave entries of the proposing node, a Hello only for an incarnation
+// up to MaxIncarnation. So no node can broadcast, join or leave as
+// another. What the key cannot tell apart is its holders: the leader
+// writes the log, so a node with the key that runs modified code and
+// becomes leader could append entries in another's name. Core.Step
 // refuses malformed or inconsistent messages, but a well-formed message
-// that lies can still mislead it.
+// that lies can still mislead it; the key is what keeps liars out.
 //
 // # Bad input
 //

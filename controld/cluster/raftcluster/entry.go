@@ -34,6 +34,14 @@ const MaxBroadcastSize = 1 << 20
 
 const maxBatchBytes = 1 << 20
 
+// MaxIncarnation is the largest incarnation a node may join with. The
+// daemon's incarnations are start times in nanoseconds since 1970,
+// which reach it in the year 2116. A Hello beyond it is refused, by the
+// leader and by the apply rules, so no message can push a node's
+// incarnations to where it could not pick a larger one: from any
+// accepted incarnation there are 2^62 left (see Core.newIncarnation).
+const MaxIncarnation = 1 << 62
+
 type entryKind byte
 
 const (

@@ -55,7 +55,7 @@ func decodeSnapshot(b []byte) (*clusterState, []byte, error) {
 	prev := 0
 	for range n {
 		id := int(r.uvarintMax("node id", MaxNodeID))
-		rec := nodeRecord{Inc: r.uvarint("incarnation"), Seq: r.uvarint("seq")}
+		rec := nodeRecord{Inc: r.uvarintMax("incarnation", MaxIncarnation), Seq: r.uvarint("seq")}
 		status := memberStatus(r.byte("status"))
 		if r.err != nil {
 			break

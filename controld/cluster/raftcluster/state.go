@@ -67,8 +67,9 @@ func (s *clusterState) isMember(m cluster.Member) bool {
 // batch. The rules:
 //
 //   - Hello{n, inc} is accepted only if inc is larger than every
-//     incarnation of n seen before. If an older incarnation of n was a
-//     member, the same view fails it and adds the new one.
+//     incarnation of n seen before and at most MaxIncarnation. If an
+//     older incarnation of n was a member, the same view fails it and
+//     adds the new one.
 //   - Batch{n, inc, seq} is accepted only from the current member n/inc
 //     and only if seq follows the last applied batch of n/inc, so a
 //     batch proposed twice (after a leader change or a timeout) is
@@ -80,7 +81,7 @@ func (s *clusterState) apply(index uint64, e entry) []cluster.Event {
 	m := cluster.Member{ID: e.Node, Incarnation: e.Inc}
 	switch e.Kind {
 	case kindHello:
-		if e.Inc <= r.Inc {
+		if e.Inc <= r.Inc || e.Inc > MaxIncarnation {
 			return nil
 		}
 		v := &cluster.View{Seq: index, Joined: []cluster.Member{m}}

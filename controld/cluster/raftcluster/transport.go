@@ -57,8 +57,14 @@ type transport struct {
 	stopped bool
 	conns   map[net.Conn]bool // every open connection
 	inbound map[int]net.Conn  // the current incoming connection of each peer
-	refused map[string]bool   // refusal reasons already logged at Warn
+	refused map[string]bool   // warnings already logged at Warn (warnOnce), at most maxWarnings
 }
+
+// maxWarnings bounds the warnings warnOnce remembers: refused
+// connections come from outside, and each new address or reason adds
+// one. When the bound is reached the memory starts afresh, so a flood
+// of refusals costs a repeated warning now and then, never memory.
+const maxWarnings = 256
 
 // peer is the sending side of one configured peer.
 type peer struct {
@@ -125,6 +131,9 @@ func (t *transport) close() {
 func (t *transport) warnOnce(key, msg string, args ...any) {
 	t.mu.Lock()
 	seen := t.refused[key]
+	if !seen && len(t.refused) >= maxWarnings {
+		clear(t.refused)
+	}
 	t.refused[key] = true
 	t.mu.Unlock()
 	level := slog.LevelWarn
@@ -154,7 +163,7 @@ func (t *transport) sendLoop(p *peer) {
 			if t.ctx.Err() != nil {
 				return
 			}
-			t.warnOnce(fmt.Sprintf("out %d %v", p.id, err), "cannot connect to peer", "peer", p.id, "addr", p.addr(), "err", err)
+			t.warnOnce(fmt.Sprintf("out %d %s", p.id, errorClass(err)), "cannot connect to peer", "peer", p.id, "addr", p.addr(), "err", err)
 			p.addrIdx.Add(1)
 			t.discard(p)
 			select {
@@ -338,7 +347,7 @@ func (t *transport) serve(conn net.Conn) {
 	}
 	from, session, err := t.acceptHandshake(conn, remote, ids)
 	if err != nil {
-		t.warnOnce(fmt.Sprintf("in %s %v", remote, err), "refused cluster connection", "remote", conn.RemoteAddr().String(), "err", err)
+		t.warnOnce(fmt.Sprintf("in %s %s", remote, errorClass(err)), "refused cluster connection", "remote", conn.RemoteAddr().String(), "err", err)
 		return
 	}
 	conn.SetDeadline(time.Time{})
@@ -368,11 +377,13 @@ func (t *transport) serve(conn net.Conn) {
 			t.log.Warn("dropping connection from peer: undecodable message", "peer", from, "err", err)
 			return
 		}
-		// A proposal may be forwarded on behalf of a third node; the
-		// Core checks its sender is a configured node.
-		if m.GetType() != raftpb.MsgProp && m.GetFrom() != uint64(from) {
-			t.log.Warn("dropping connection from peer: message claims another sender", "peer", from, "claimed", m.GetFrom())
-			return
+		// The connection speaks for the node it authenticated as and
+		// for no other, proposals included: a node forwards no
+		// proposal of a third one (see Core.checkProposal), so a
+		// message that claims another sender is forged.
+		if m.GetFrom() != uint64(from) {
+			t.warnOnce(fmt.Sprintf("in %d claims %d", from, m.GetFrom()), "dropping a message from peer that claims another sender", "peer", from, "claimed", m.GetFrom(), "type", m.GetType())
+			continue
 		}
 		if !t.deliver(m) {
 			return
@@ -430,6 +441,18 @@ func (t *transport) acceptHandshake(conn net.Conn, remote netip.Addr, ids []int)
 		return 0, nil, err
 	}
 	return h.From, session, nil
+}
+
+// errorClass is what tells connection errors apart for warnOnce: the
+// text of a handshake's refusal, or only the operation of a network
+// error, whose text names the ports of the connection, new with every
+// attempt.
+func errorClass(err error) string {
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return "net " + op.Op
+	}
+	return err.Error()
 }
 
 // remoteAddr is the IP address a connection comes from.

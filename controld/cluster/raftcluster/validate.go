@@ -56,7 +56,11 @@ func (c *Core) checkMessage(m *raftpb.Message) (*raftpb.Message, error) {
 		return m, c.checkProposal(m, bad)
 	case t == raftpb.MsgReadIndex:
 		// Forwarded by a follower, like a proposal: no term; one entry
-		// holding the request's small context.
+		// holding the request's small context. Like a proposal, it is
+		// taken only by the leader (see checkProposal).
+		if c.rn.BasicStatus().RaftState != raft.StateLeader {
+			return nil, fmt.Errorf("%s from %d: this node is not the leader: %w", t, from, raft.ErrProposalDropped)
+		}
 		if es := m.GetEntries(); len(es) != 1 || len(es[0].GetData()) > 64 {
 			return nil, bad("read index request without exactly one small context")
 		}
@@ -80,9 +84,19 @@ func (c *Core) checkMessage(m *raftpb.Message) (*raftpb.Message, error) {
 }
 
 // checkProposal checks a proposal forwarded by a follower. The sender
-// (the node that proposed; a proposal may pass through a third node) may
-// propose only its own Hello, Batch and Leave.
+// may propose only its own Hello, Batch and Leave, and a Hello only for
+// an incarnation up to MaxIncarnation. The transport delivers a message
+// only from the node its connection authenticated, so the sender is the
+// node that proposed, and it can speak for itself alone. A proposal
+// therefore must come straight from its proposer: a node that is not
+// the leader drops it rather than forward it (the consensus library
+// would pass it on under the proposer's id, which the leader's
+// transport refuses); the proposer proposes again after a leader change
+// or a timeout.
 func (c *Core) checkProposal(m *raftpb.Message, bad func(string, ...any) error) error {
+	if c.rn.BasicStatus().RaftState != raft.StateLeader {
+		return fmt.Errorf("%s from %d: this node is not the leader: %w", m.GetType(), m.GetFrom(), raft.ErrProposalDropped)
+	}
 	if m.GetTerm() != 0 {
 		return bad("proposal with a term")
 	}
@@ -102,6 +116,9 @@ func (c *Core) checkProposal(m *raftpb.Message, bad func(string, ...any) error) 
 		}
 		if uint64(ent.Node) != m.GetFrom() {
 			return bad("proposes %s for another node", ent)
+		}
+		if ent.Kind == kindHello && ent.Inc > MaxIncarnation {
+			return bad("proposes %s: incarnation beyond %d", ent, uint64(MaxIncarnation))
 		}
 	}
 	return nil
