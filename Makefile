@@ -49,6 +49,14 @@ fuzz:
 	for f in FuzzDecodeEntry FuzzDecodeSnapshot FuzzDecodeState FuzzReadFrame FuzzDecodeHandshake FuzzCoreStep; do \
 		$(GO) test -run='^$$' -fuzz=$$f -fuzztime=$(FUZZTIME) ./controld/cluster/raftcluster || exit 1; done
 
+## soak: the simulator over SOAK_SEEDS seeds from SOAK_FIRST (make test runs 1 to 1000);
+## every failing seed is listed, the first with its trace
+SOAK_SEEDS ?= 10000
+SOAK_FIRST ?= 1
+.PHONY: soak
+soak:
+	GODLM_SIM_SEEDS=$(SOAK_SEEDS) GODLM_SIM_FIRST=$(SOAK_FIRST) $(GO) test -count=1 -timeout 0 -v -run '^TestSimulate$$' ./controld/sim
+
 ## demo: boot a 3-node VM cluster and show it working
 demo: prereqs
 	$(GO) run ./tests/cmd/labdemo
