@@ -8,7 +8,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # The VM tests boot real kernels under emulation; give them room.
 TEST_TIMEOUT ?= 40m
 
-.PHONY: all build prereqs test unit lint fuzz demo bench clean
+.PHONY: all build prereqs test unit lint fuzz demo bench clean kmods kernel-check
 
 all: build
 
@@ -64,6 +64,14 @@ demo: prereqs
 ## bench: side-by-side benchmarks against the reference, written to BENCHMARKS.md
 bench: prereqs
 	$(GO) run ./tests/cmd/bench
+
+## kmods: the patched DLM, GFS2 and OCFS2 modules for the guest kernel (cached)
+kmods: prereqs
+	kernel/build.sh
+
+## kernel-check: the series applies, every prefix builds, checkpatch --strict is clean
+kernel-check: prereqs
+	kernel/check.sh
 
 clean:
 	rm -rf bin

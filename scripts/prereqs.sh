@@ -28,6 +28,10 @@ fi
 # The guest kernel is pinned in tests/lab/debian.go; apt must know it.
 rel=$(sed -n 's/^\tKernelRelease = "\(.*\)"/\1/p' tests/lab/debian.go)
 ver=$(sed -n 's/^\tKernelVersion = "\(.*\)"/\1/p' tests/lab/debian.go)
+# kernel/build.sh builds the DLM, GFS2 and OCFS2 modules, stock or
+# patched, against the guest kernel's headers.
+[ -f "/usr/src/linux-headers-$rel/Makefile" ] || need_pkgs+=("linux-headers-$rel=$ver")
+have patch || need_pkgs+=(patch)
 cache=${GODLM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/godlm}
 need_lists=0
 if [ ! -f "$cache/debs/linux-image-${rel}_${ver}_amd64.deb" ] &&
@@ -53,7 +57,7 @@ echo "prereqs: apt-get update" >&2
 "${sudo[@]}" apt-get update -q >/dev/null
 if [ ${#need_pkgs[@]} -gt 0 ]; then
 	echo "prereqs: installing ${need_pkgs[*]}" >&2
-	"${sudo[@]}" apt-get install -y -q --no-install-recommends "${need_pkgs[@]}" >/dev/null
+	"${sudo[@]}" apt-get install -y -q --no-install-recommends -o APT::Get::Upgrade-By-Source-Package=false "${need_pkgs[@]}" >/dev/null
 fi
 if [ ! -f "$cache/debs/linux-image-${rel}_${ver}_amd64.deb" ] &&
 	! apt-cache show "linux-image-$rel=$ver" >/dev/null 2>&1; then
