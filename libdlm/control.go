@@ -9,11 +9,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/godlm/godlm/internal/lsname"
 	"github.com/godlm/godlm/libdlm/internal/uapi"
-	"golang.org/x/sys/unix"
 )
 
 // LockspaceFlags are the flags of a lockspace creation.
@@ -58,7 +56,7 @@ func OpenControl(root string) (*Control, error) {
 	var err error
 	for _, p := range []string{"dev/misc/dlm-control", "dev/dlm-control"} {
 		var f *os.File
-		f, err = os.OpenFile(filepath.Join(root, p), os.O_RDWR|syscall.O_CLOEXEC, 0)
+		f, err = os.OpenFile(filepath.Join(root, p), os.O_RDWR, 0)
 		if err == nil {
 			return &Control{f: f, root: root}, nil
 		}
@@ -89,7 +87,7 @@ func lspaceRequest(cmd uint8, flags uint32, minor uint32, name string) []byte {
 }
 
 func deviceError(op, name string, err error) error {
-	if errors.Is(err, syscall.EUNATCH) {
+	if errors.Is(err, errNoDaemon) {
 		return fmt.Errorf("libdlm: %s lockspace %q: %w (%v)", op, name, ErrNoDaemon, err)
 	}
 	return fmt.Errorf("libdlm: %s lockspace %q: %w", op, name, err)
@@ -131,28 +129,6 @@ func (c *Control) Remove(name string, force bool) error {
 		return deviceError("remove", name, err)
 	}
 	return nil
-}
-
-// rawWrite issues exactly one write(2) and returns its result. The DLM
-// devices return a value (a minor, a lock id) rather than a byte count,
-// which os.File.Write would take for a short write and retry. They never
-// block on write, so EAGAIN is the kernel's answer (an orphan held in
-// another mode), not a reason to wait and retry.
-func rawWrite(f *os.File, b []byte) (int, error) {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
-	var n int
-	var werr error
-	err = rc.Write(func(fd uintptr) bool {
-		n, werr = unix.Write(int(fd), b)
-		return true
-	})
-	if err == nil {
-		err = werr
-	}
-	return n, err
 }
 
 // ErrNoLockspace reports a lockspace that has no device: it does not

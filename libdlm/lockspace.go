@@ -12,10 +12,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/godlm/godlm/libdlm/internal/uapi"
-	"golang.org/x/sys/unix"
 )
 
 // Lockspace is an open handle on a kernel lockspace, through its device
@@ -138,7 +136,7 @@ func NewLockspace(name string, opts ...LockspaceOption) (*Lockspace, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := unix.Fchmod(ls.fd, uint32(o.mode)); err != nil {
+	if err := fchmod(ls.fd, o.mode); err != nil {
 		ls.Close()
 		return nil, fmt.Errorf("libdlm: set permissions of lockspace %q: %w", name, err)
 	}
@@ -159,39 +157,6 @@ func OpenLockspace(name string, opts ...LockspaceOption) (*Lockspace, error) {
 	return openDevice(name, minor, o)
 }
 
-// openDevice opens the lockspace's device node, waiting for it to appear
-// (devtmpfs makes /dev/dlm_<name> at once; udev or mdev add the
-// /dev/misc name) and checking it is the device of that minor.
-func openDevice(name string, minor int, o lsOptions) (*Lockspace, error) {
-	paths := []string{filepath.Join(o.root, "dev/misc/dlm_"+name), filepath.Join(o.root, "dev/dlm_"+name)}
-	deadline := time.Now().Add(o.wait)
-	delay := time.Millisecond
-	for {
-		for _, p := range paths {
-			var st unix.Stat_t
-			if err := unix.Stat(p, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || int(unix.Minor(st.Rdev)) != minor {
-				continue
-			}
-			fd, err := unix.Open(p, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-			if err != nil {
-				return nil, fmt.Errorf("libdlm: open lockspace %q: %w", name, err)
-			}
-			ls, err := LockspaceOn(name, kernelDevice(fd))
-			if err != nil {
-				unix.Close(fd)
-				return nil, err
-			}
-			ls.root = o.root
-			return ls, nil
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("libdlm: lockspace %q: no device node with minor %d in %s after %v", name, minor, filepath.Dir(paths[1]), o.wait)
-		}
-		time.Sleep(delay)
-		delay = min(2*delay, 100*time.Millisecond)
-	}
-}
-
 // Device is what a Lockspace reads and writes: the kernel's lockspace
 // device, /dev/misc/dlm_<name>, which NewLockspace and OpenLockspace
 // open, or a fake of it (package dlmtest provides one).
@@ -205,45 +170,25 @@ type Device interface {
 	Write(b []byte) (int, error)
 	// Read copies one queued callback (a struct dlm_lock_result and its
 	// value block) into b without waiting; with none queued it fails
-	// with unix.EAGAIN.
+	// with EAGAIN.
 	Read(b []byte) (int, error)
 	// Close closes the device: the kernel unlocks the locks taken
 	// through it, except persistent ones, which become orphans.
 	Close() error
 }
 
-// kernelDevice is the kernel's lockspace device, opened non-blocking.
-type kernelDevice int
-
-func (d kernelDevice) Fd() int { return int(d) }
-
-func (d kernelDevice) Write(b []byte) (int, error) {
-	for {
-		// A plain syscall: a request can sleep in the kernel while the
-		// lockspace recovers, and must not hold up the Go scheduler then.
-		n, err := unix.Write(int(d), b)
-		if err != unix.EINTR {
-			return n, err
-		}
-	}
-}
-
-func (d kernelDevice) Read(b []byte) (int, error) { return rawRead(int(d), b) }
-
-func (d kernelDevice) Close() error { return unix.Close(int(d)) }
-
 // LockspaceOn returns a handle on the lockspace name that talks through
 // dev, and takes dev over: Close closes it. NewLockspace and
 // OpenLockspace use it with the kernel's device; tests use it with a
 // fake one.
 func LockspaceOn(name string, dev Device) (*Lockspace, error) {
-	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	efd, err := newEventfd()
 	if err != nil {
 		return nil, fmt.Errorf("libdlm: open lockspace %q: %w", name, err)
 	}
-	wfd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	wfd, err := newEventfd()
 	if err != nil {
-		unix.Close(efd)
+		closeFD(efd)
 		return nil, fmt.Errorf("libdlm: open lockspace %q: %w", name, err)
 	}
 	ls := &Lockspace{name: name, root: "/", fd: dev.Fd(), dev: dev, efd: efd, wfd: wfd, buf: make([]byte, uapi.ResultSizeWithLV),
@@ -273,8 +218,8 @@ func (ls *Lockspace) Close() error {
 	<-ls.readerDone
 	ls.fdmu.Lock()
 	err := ls.dev.Close()
-	unix.Close(ls.efd)
-	unix.Close(ls.wfd)
+	closeFD(ls.efd)
+	closeFD(ls.wfd)
 	ls.fd = -1
 	ls.fdmu.Unlock()
 	ls.mu.Lock()
@@ -333,7 +278,6 @@ func Lockspaces(opts ...LockspaceOption) ([]string, error) {
 // read in the background, until Close.
 func (ls *Lockspace) readLoop() {
 	defer close(ls.readerDone)
-	fds := []unix.PollFd{{Fd: int32(ls.fd), Events: unix.POLLIN}, {Fd: int32(ls.efd), Events: unix.POLLIN}}
 	for {
 		ls.mu.Lock()
 		for ls.need == 0 && !ls.closed.Load() {
@@ -345,18 +289,19 @@ func (ls *Lockspace) readLoop() {
 			return
 		}
 		// Wait a bounded time, so a need that ends is noticed.
-		if _, err := unix.Poll(fds, 1000); err != nil && err != unix.EINTR {
-			ls.fail(fmt.Errorf("poll: %w", err))
+		ev, err := waitDevice(ls.fd, ls.efd, -1, 1000)
+		if err != nil {
+			ls.fail(err)
 			return
 		}
-		if fds[1].Revents != 0 {
+		if ev.closed {
 			return // Close
 		}
-		if fds[0].Revents&(unix.POLLERR|unix.POLLHUP|unix.POLLNVAL) != 0 {
-			ls.fail(pollError(fds[0].Revents))
+		if ev.failed != nil {
+			ls.fail(ev.failed)
 			return
 		}
-		if fds[0].Revents&unix.POLLIN != 0 {
+		if ev.readable {
 			// A caller polling the device itself holds rmu and delivers
 			// what it reads; wait for it rather than spin on poll(2).
 			ls.rmu.Lock()
@@ -389,10 +334,10 @@ func (ls *Lockspace) drain(done func() bool, hint *Lock) {
 		}
 		n, err := ls.dev.Read(ls.buf)
 		ls.fdmu.RUnlock()
-		if err == unix.EINTR {
+		if err == errInterrupted {
 			continue
 		}
-		if err == unix.EAGAIN {
+		if err == errNoneQueued {
 			return
 		}
 		if err != nil {
@@ -415,7 +360,6 @@ var errGaveUp = errors.New("libdlm: stopped waiting")
 // the kernel's answer, or returns errGaveUp. It returns ErrClosed when
 // the handle closes first; op then ends through Close.
 func (ls *Lockspace) readUntil(ctx context.Context, l *Lock, op *pendingOp, cancel bool) (Result, error) {
-	var fds [3]unix.PollFd
 	cancelled := false
 	var stop func() bool
 	defer func() {
@@ -446,22 +390,17 @@ func (ls *Lockspace) readUntil(ctx context.Context, l *Lock, op *pendingOp, canc
 			ls.fdmu.RUnlock()
 			return Result{}, ErrClosed
 		}
-		fds = [3]unix.PollFd{{Fd: int32(ls.fd), Events: unix.POLLIN}, {Fd: int32(ls.efd), Events: unix.POLLIN}, {Fd: int32(ls.wfd), Events: unix.POLLIN}}
-		_, err := unix.Poll(fds[:], -1)
+		ev, err := waitDevice(ls.fd, ls.efd, ls.wfd, -1)
 		ls.fdmu.RUnlock()
-		if err != nil && err != unix.EINTR {
-			return Result{}, fmt.Errorf("libdlm: poll: %w", err)
+		if err != nil {
+			return Result{}, fmt.Errorf("libdlm: %w", err)
 		}
-		if fds[1].Revents != 0 {
+		if ev.closed {
 			return Result{}, ErrClosed
 		}
-		if fds[0].Revents&(unix.POLLERR|unix.POLLHUP|unix.POLLNVAL) != 0 {
-			ls.fail(pollError(fds[0].Revents))
+		if ev.failed != nil {
+			ls.fail(ev.failed)
 			continue // op has its answer now: the failure
-		}
-		if fds[2].Revents != 0 {
-			var b [8]byte
-			unix.Read(ls.wfd, b[:])
 		}
 	}
 }
@@ -474,13 +413,6 @@ func (ls *Lockspace) wake() {
 		return
 	}
 	signal(ls.wfd)
-}
-
-// signal makes the eventfd efd readable, waking whoever polls it.
-func signal(efd int) {
-	var one [8]byte
-	one[0] = 1
-	unix.Write(efd, one[:])
 }
 
 // addNeed changes the count of waiters that need the reader goroutine.
@@ -561,17 +493,6 @@ func (ls *Lockspace) write(b []byte) (int, error) {
 	return ls.dev.Write(b)
 }
 
-// pollError describes what poll(2) reported on a failed device.
-func pollError(revents int16) error {
-	switch {
-	case revents&unix.POLLNVAL != 0:
-		return errors.New("poll: the device descriptor is not open")
-	case revents&unix.POLLERR != 0:
-		return errors.New("poll: error on the device")
-	}
-	return errors.New("poll: the device hung up")
-}
-
 // fail ends the handle's use of a device that failed: every operation
 // waiting for an answer ends with ErrDeviceFailed (nothing else will
 // ever answer it), and so does every later request. The handle still
@@ -641,17 +562,4 @@ func (c *callbackQueue) close() {
 	c.mu.Unlock()
 	c.cond.Signal()
 	<-c.exit
-}
-
-// rawRead reads without telling the Go scheduler: a read of the
-// non-blocking device never sleeps. Told, the scheduler's monitor would
-// hand the goroutine's processor to another thread whenever a syscall
-// outlasts 20 µs, which under emulation is most of them, and the thread
-// switch costs more than the read.
-func rawRead(fd int, b []byte) (int, error) {
-	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-	if e != 0 {
-		return int(n), e
-	}
-	return int(n), nil
 }
