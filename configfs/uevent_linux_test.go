@@ -10,6 +10,8 @@ import (
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/godlm/godlm/internal/testenv"
 )
 
 // listen opens a UeventListener, skipping the test only when the system
@@ -18,7 +20,7 @@ func listen(t *testing.T) *UeventListener {
 	t.Helper()
 	l, err := ListenUevents()
 	if errors.Is(err, os.ErrPermission) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
-		t.Skipf("uevent socket not permitted here: %v", err)
+		testenv.Missing(t, "uevent socket not permitted here: %v", err)
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -32,6 +32,8 @@ ver=$(sed -n 's/^\tKernelVersion = "\(.*\)"/\1/p' tests/lab/debian.go)
 # patched, against the guest kernel's headers.
 [ -f "/usr/src/linux-headers-$rel/Makefile" ] || need_pkgs+=("linux-headers-$rel=$ver")
 have patch || need_pkgs+=(patch)
+# systemd's unit test runs systemd-analyze verify.
+have systemd-analyze || need_pkgs+=(systemd)
 cache=${GODLM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/godlm}
 need_lists=0
 if [ ! -f "$cache/debs/linux-image-${rel}_${ver}_amd64.deb" ] &&

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/godlm/godlm/internal/testenv"
 )
 
 // unit reads a unit file into section -> key -> values.
@@ -77,7 +79,7 @@ func TestServiceRestartsOnFailure(t *testing.T) {
 func TestServiceVerifies(t *testing.T) {
 	analyze, err := exec.LookPath("systemd-analyze")
 	if err != nil {
-		t.Skip("systemd-analyze is not installed")
+		testenv.Missing(t, "systemd-analyze is not installed")
 	}
 	b, err := os.ReadFile("dlm.service")
 	if err != nil {

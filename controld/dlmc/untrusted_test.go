@@ -16,6 +16,8 @@ import (
 
 	"github.com/godlm/godlm/controld/dlmc"
 	"github.com/godlm/godlm/controld/dlmc/dlmctest"
+
+	"github.com/godlm/godlm/internal/testenv"
 )
 
 // TestClientRefusesOtherServerUID: a server that does not run as the
@@ -75,7 +77,7 @@ func fakeServer(name string) int {
 // daemon's socket name first gets nothing from a root client.
 func TestClientRefusesNonRootServer(t *testing.T) {
 	if os.Getuid() != 0 {
-		t.Skip("needs root to run the fake server as another user; TestClientRefusesOtherServerUID covers the check")
+		testenv.Missing(t, "needs root to run the fake server as another user; TestClientRefusesOtherServerUID covers the check")
 	}
 	// The test binary may sit in a directory only root can read.
 	dir, err := os.MkdirTemp("", "dlmc-untrusted")

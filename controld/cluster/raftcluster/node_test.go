@@ -19,6 +19,8 @@ import (
 
 	"github.com/godlm/godlm/controld/cluster"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/godlm/godlm/internal/testenv"
 )
 
 // syncBuffer is a log sink safe for concurrent use.
@@ -93,7 +95,7 @@ func listeners(t *testing.T, ids ...int) map[int]net.Listener {
 	for _, id := range ids {
 		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.%d:0", id))
 		if err != nil {
-			t.Skipf("cannot listen on 127.0.0.%d (loopback network needed): %v", id, err)
+			testenv.Missing(t, "cannot listen on 127.0.0.%d (loopback network needed): %v", id, err)
 		}
 		lns[id] = ln
 	}
