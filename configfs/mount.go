@@ -1,7 +1,6 @@
 package configfs
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -59,11 +58,13 @@ func isDir(p string) error {
 }
 
 // mountedAt reports whether the mount table mounts (in /proc/mounts form)
-// has a filesystem of type fstype mounted on dir.
+// has a filesystem of type fstype mounted on dir. The kernel separates
+// the fields with one space and escapes spaces, tabs, newlines and
+// backslashes in them, but no other white space (a form feed in a path
+// stays as it is), so the fields are split on spaces alone.
 func mountedAt(mounts []byte, dir, fstype string) bool {
-	sc := bufio.NewScanner(bytes.NewReader(mounts))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
+	for _, line := range bytes.Split(mounts, []byte("\n")) {
+		f := strings.Split(string(line), " ")
 		if len(f) >= 3 && unescapeMount(f[1]) == dir && f[2] == fstype {
 			return true
 		}
