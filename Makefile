@@ -35,6 +35,8 @@ lint:
 	$(GO) vet -tags vmtest ./libdlm/
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) run $(STATICCHECK) -tags vmtest ./libdlm/
+	@# libdlm and the dlm_tool client build everywhere (ErrUnsupported off Linux).
+	for os in darwin freebsd windows; do GOOS=$$os $(GO) build ./libdlm/... ./controld/dlmc/ || exit 1; done
 
 ## fuzz: run each fuzz target for a while (FUZZTIME, default 30s)
 FUZZTIME ?= 30s

@@ -118,12 +118,12 @@ func (c *Client) checkServer(conn net.Conn, socket string) error {
 	if !ok {
 		return fmt.Errorf("@%s: not a unix socket: %w", socket, ErrUntrustedServer)
 	}
-	cred, err := PeerCred(uc)
+	uid, pid, err := peerUID(uc)
 	if err != nil {
 		return fmt.Errorf("@%s: %w: %w", socket, ErrUntrustedServer, err)
 	}
-	if cred.Uid != want {
-		return fmt.Errorf("@%s is served by uid %d (pid %d), not uid %d: %w", socket, cred.Uid, cred.Pid, want, ErrUntrustedServer)
+	if uid != want {
+		return fmt.Errorf("@%s is served by uid %d (pid %d), not uid %d: %w", socket, uid, pid, want, ErrUntrustedServer)
 	}
 	return nil
 }
