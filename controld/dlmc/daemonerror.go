@@ -94,11 +94,14 @@ func daemonError(h Header, req Header, payload []byte) *DaemonError {
 // maxText bounds the daemon text kept in a DaemonError.
 const maxText = 512
 
-// cleanText makes a reply payload printable on one line.
+// cleanText makes a reply payload printable on one line: invalid UTF-8
+// becomes '?', and anything not printable a space — control characters,
+// but also line and paragraph separators and the format characters that
+// reorder a terminal's text.
 func cleanText(p []byte) string {
 	s := strings.ToValidUTF8(cstring(p), "?")
 	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
+		if !unicode.IsPrint(r) {
 			return ' '
 		}
 		return r
