@@ -150,11 +150,12 @@ func LockspaceMinor(root, name string) (int, error) {
 	for s.Scan() {
 		fields := strings.Fields(s.Text())
 		if len(fields) == 2 && fields[1] == want {
-			m, err := strconv.Atoi(fields[0])
+			// A device minor has 20 bits, and no sign.
+			m, err := strconv.ParseUint(fields[0], 10, 20)
 			if err != nil {
 				return 0, fmt.Errorf("libdlm: /proc/misc: bad line %q", s.Text())
 			}
-			return m, nil
+			return int(m), nil
 		}
 	}
 	if err := s.Err(); err != nil {
