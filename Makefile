@@ -45,6 +45,13 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeResult -fuzztime=$(FUZZTIME) ./libdlm
 	$(GO) test -run='^$$' -fuzz=FuzzReadMessage -fuzztime=$(FUZZTIME) ./controld/dlmc
 	$(GO) test -run='^$$' -fuzz=FuzzParseStates -fuzztime=$(FUZZTIME) ./controld/dlmc
+	$(GO) test -run='^$$' -fuzz='^FuzzDaemonError$$' -fuzztime=$(FUZZTIME) ./controld/dlmc
+	$(GO) test -run='^$$' -fuzz='^FuzzParseConfig$$' -fuzztime=$(FUZZTIME) ./controld
+	$(GO) test -run='^$$' -fuzz='^FuzzParseArgs$$' -fuzztime=$(FUZZTIME) ./controld
+	$(GO) test -run='^$$' -fuzz='^FuzzReadKernelFiles$$' -fuzztime=$(FUZZTIME) ./configfs
+	$(GO) test -run='^$$' -fuzz='^FuzzMountedAt$$' -fuzztime=$(FUZZTIME) ./configfs
+	$(GO) test -run='^$$' -fuzz='^FuzzParseNodeID$$' -fuzztime=$(FUZZTIME) ./configfs
+	$(GO) test -run='^$$' -fuzz='^FuzzLockspaceMinor$$' -fuzztime=$(FUZZTIME) ./libdlm
 	$(GO) test -run='^$$' -fuzz=FuzzReadFrame -fuzztime=$(FUZZTIME) ./tests/lab/internal/wire
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeMsg -fuzztime=$(FUZZTIME) ./controld/lockspace
 	$(GO) test -run='^$$' -fuzz=FuzzRestore -fuzztime=$(FUZZTIME) ./controld/lockspace
