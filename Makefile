@@ -55,6 +55,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzReadFrame -fuzztime=$(FUZZTIME) ./tests/lab/internal/wire
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeMsg -fuzztime=$(FUZZTIME) ./controld/lockspace
 	$(GO) test -run='^$$' -fuzz=FuzzRestore -fuzztime=$(FUZZTIME) ./controld/lockspace
+	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./controld/fence
 	for f in FuzzDecodeEntry FuzzDecodeSnapshot FuzzDecodeState FuzzReadFrame FuzzDecodeHandshake FuzzCoreStep; do \
 		$(GO) test -run='^$$' -fuzz=$$f -fuzztime=$(FUZZTIME) ./controld/cluster/raftcluster || exit 1; done
 
