@@ -172,6 +172,11 @@ func (c *Config) Set(name, value, source string) error {
 	if name == "port" && (c.parseUint(value) == 0 || c.parseUint(value) > 65535) {
 		return fmt.Errorf("option port takes 1 to 65535, not %q", value)
 	}
+	if name == "cluster_state_dir" && strings.TrimSpace(value) == "" {
+		// A node that forgets its vote and log can help elect a leader
+		// that lacks committed entries; it must keep them on disk.
+		return fmt.Errorf("option cluster_state_dir must name a directory: the cluster vote and log must survive a restart")
+	}
 	if _, ok := c.source[name]; ok && c.source[name] == "cli" && source != "cli" {
 		return nil // the command line wins
 	}

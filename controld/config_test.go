@@ -66,6 +66,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"just words\n", []string{"expected key=value"}},
 		{"bogus=1\nalso=2\n", []string{"dlm.conf:1:", "dlm.conf:2:"}},
 		{"master gfs0 weight=2\n", []string{"no node=<id>"}},
+		{"\ncluster_state_dir=\n", []string{"dlm.conf:2:", "cluster_state_dir must name a directory"}},
+		{"cluster_state_dir= \n", []string{"dlm.conf:1:", "cluster_state_dir must name a directory"}},
 	}
 	for _, tt := range tests {
 		err := NewConfig().Parse(strings.NewReader(tt.conf), "dlm.conf")
@@ -114,5 +116,20 @@ func TestDumpConfig(t *testing.T) {
 	c.Dump(&b)
 	if !strings.Contains(b.String(), "port=21065 (dlm.conf)\n") || !strings.Contains(b.String(), "mark=0\n") {
 		t.Errorf("dump:\n%s", b.String())
+	}
+}
+
+// TestStateDirRequired: the cluster state directory cannot be emptied,
+// in dlm.conf (see TestParseConfigErrors) or on the command line.
+func TestStateDirRequired(t *testing.T) {
+	for _, args := range [][]string{{"--cluster_state_dir="}, {"--cluster_state_dir", ""}} {
+		_, err := NewConfig().ParseArgs(args)
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "cluster_state_dir must name a directory") {
+			t.Errorf("ParseArgs(%q): %v, want ErrConfig naming cluster_state_dir", args, err)
+		}
+	}
+	c := NewConfig()
+	if _, err := c.ParseArgs([]string{"--cluster_state_dir=/var/lib/x"}); err != nil || c.Str("cluster_state_dir") != "/var/lib/x" {
+		t.Errorf("a directory: %v, %q", err, c.Str("cluster_state_dir"))
 	}
 }
