@@ -67,7 +67,7 @@ var optDefs = []optDef{
 	{"cluster_name", 0, kindStr, "", "cluster name, as in the filesystems' lock tables (godlm)"},
 	{"our_nodeid", 0, kindInt, "0", "this node's id; 0: the node whose address is local (godlm)"},
 	{"cluster_port", 0, kindUint, "21065", "TCP port the daemons talk on; not the kernel's port (godlm)"},
-	{"cluster_key_file", 0, kindStr, "", "file with the shared cluster key; peers without it are refused (godlm)"},
+	{"cluster_key_file", 0, kindStr, "", "file with the shared cluster key, the same on every node; default /etc/dlm/cluster.key, made by dlm_tool keygen; required with more than one node (godlm)"},
 	{"cluster_timeout", 0, kindInt, "1000", "milliseconds of silence before a node is declared failed (godlm)"},
 	{"cluster_state_dir", 0, kindStr, "/var/lib/dlm_controld", "where the daemon keeps its cluster vote and log (godlm)"},
 	{"join_timeout", 0, kindInt, "60", "seconds a lockspace join may wait for quorum and members (godlm)"},

@@ -1,8 +1,9 @@
 package main
 
 import (
-	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -58,6 +59,33 @@ func (r *raftLayer) close() {
 	}
 }
 
+// clusterKey loads the cluster key: from cluster_key_file when set,
+// else from defaultFile when it exists. A cluster of more than one node
+// needs one: without it any local process could bind a peer's address
+// and speak for that peer. A one-node cluster has no peers and needs
+// none.
+func clusterKey(cfg *controld.Config, defaultFile string) ([]byte, error) {
+	f := cfg.Str("cluster_key_file")
+	if f != "" {
+		key, err := raftcluster.LoadKey(f)
+		if err != nil {
+			return nil, fmt.Errorf("%w: cluster_key_file: %w", controld.ErrConfig, err)
+		}
+		return key, nil
+	}
+	key, err := raftcluster.LoadKey(defaultFile)
+	switch {
+	case err == nil:
+		return key, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("%w: %w", controld.ErrConfig, err)
+	case len(cfg.Nodes) > 1:
+		return nil, fmt.Errorf("%w: a cluster of %d nodes needs a shared key to authenticate its members, and %s does not exist: "+
+			"create one with `dlm_tool keygen` and copy it to every node, or point cluster_key_file at one", controld.ErrConfig, len(cfg.Nodes), defaultFile)
+	}
+	return nil, nil
+}
+
 func raftCluster(cfg *controld.Config, log *slog.Logger) (*raftLayer, error) {
 	timeout := time.Duration(cfg.Int("cluster_timeout")) * time.Millisecond
 	if timeout < minTimeout {
@@ -67,15 +95,9 @@ func raftCluster(cfg *controld.Config, log *slog.Logger) (*raftLayer, error) {
 	if port <= 0 || port > 65535 {
 		return nil, fmt.Errorf("%w: cluster_port=%d is not a TCP port", controld.ErrConfig, port)
 	}
-	var key []byte
-	if f := cfg.Str("cluster_key_file"); f != "" {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("%w: cluster_key_file: %v", controld.ErrConfig, err)
-		}
-		if key = bytes.TrimRight(b, "\n"); len(key) < 16 {
-			return nil, fmt.Errorf("%w: cluster_key_file %s holds %d bytes; the key needs at least 16", controld.ErrConfig, f, len(key))
-		}
+	key, err := clusterKey(cfg, raftcluster.DefaultKeyFile)
+	if err != nil {
+		return nil, err
 	}
 	r := &raftLayer{}
 	r.start = func(self int, sm cluster.StateMachine) (cluster.Cluster, error) {

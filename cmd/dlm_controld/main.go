@@ -57,8 +57,10 @@ The daemons of the listed nodes form the cluster themselves, with no
 corosync: they talk over TCP on cluster_port (21065), agree on one order
 of events through an embedded Raft log, and change nothing without a
 majority of the listed nodes (quorum). A node silent for cluster_timeout
-ms is declared failed. With the same cluster_key_file on every node,
-daemons without the key are refused.
+ms is declared failed. The nodes authenticate each other with a shared
+key: make one with `+"`dlm_tool keygen`"+` (it writes /etc/dlm/cluster.key)
+and copy it to every node, or set cluster_key_file. With more than one
+node the daemon does not start without it.
 
 Options (also dlm.conf keys: name=value):
 `, controld.DefaultConfigPath)

@@ -488,7 +488,9 @@ func TestStartErrors(t *testing.T) {
 			tc.edit(&o)
 			if n, err := Start(o); !errors.Is(err, ErrConfig) {
 				if n != nil {
-					n.Close(context.Background())
+					short, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+					n.Close(short)
+					cancel()
 				}
 				t.Errorf("Start: %v, want ErrConfig", err)
 			}
