@@ -186,7 +186,7 @@ func (c *Core) persist() error {
 	if err != nil {
 		return err
 	}
-	st := &PersistentState{HardState: hs, Snapshot: snap}
+	st := &PersistentState{HardState: hs, Snapshot: snap, Amnesiac: c.amnesiac}
 	if lo := snap.GetMetadata().GetIndex() + 1; lo <= last {
 		if st.Entries, err = c.storage.Entries(lo, last+1, math.MaxUint64); err != nil {
 			return fmt.Errorf("reading the log to persist it: %w", err)
@@ -231,5 +231,7 @@ func (c *Core) maybeSnapshot() error {
 		}
 	}
 	c.log.Debug("snapshot taken", "index", c.applied)
-	return c.persist()
+	c.dirty = true
+	c.save()
+	return nil
 }

@@ -27,6 +27,13 @@ type Config struct {
 	// FailTicks is how long a member may stay silent before the leader
 	// declares it failed (default 10).
 	FailTicks int
+	// LeaseTicks is how long a node stays quorate without fresh proof
+	// that a majority still follows its leader (default FailTicks/2).
+	// It must be below FailTicks: the difference is the margin by which
+	// a cut-off node stops before the majority declares it failed (see
+	// detector.go). It must exceed 2*HeartbeatTicks+1, the longest a
+	// healthy follower's acknowledgement takes to come back.
+	LeaseTicks int
 	// SnapshotEntries: after this many entries applied since the last
 	// snapshot, the Core takes a snapshot and compacts the log, keeping
 	// the last SnapshotEntries/2 entries in memory for followers a
@@ -71,6 +78,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.FailTicks == 0 {
 		cfg.FailTicks = DefaultFailTicks
 	}
+	if cfg.LeaseTicks == 0 {
+		cfg.LeaseTicks = cfg.FailTicks / 2
+	}
 	if cfg.SnapshotEntries == 0 {
 		cfg.SnapshotEntries = DefaultSnapshotEntries
 	}
@@ -91,6 +101,8 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, fmt.Errorf("election ticks (%d) must exceed heartbeat ticks (%d): %w", cfg.ElectionTicks, cfg.HeartbeatTicks, ErrConfig)
 	case cfg.FailTicks < 0:
 		return cfg, fmt.Errorf("fail ticks %d: %w", cfg.FailTicks, ErrConfig)
+	case cfg.LeaseTicks >= cfg.FailTicks || cfg.LeaseTicks <= 2*cfg.HeartbeatTicks+1:
+		return cfg, fmt.Errorf("lease ticks %d must be below fail ticks (%d) and above twice the heartbeat ticks plus one (%d): %w", cfg.LeaseTicks, cfg.FailTicks, 2*cfg.HeartbeatTicks+1, ErrConfig)
 	case !slices.Contains(cfg.Voters, cfg.Self.ID):
 		return cfg, fmt.Errorf("voters %v do not include this node %d: %w", cfg.Voters, cfg.Self.ID, ErrConfig)
 	}

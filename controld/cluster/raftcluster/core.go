@@ -22,11 +22,13 @@ import (
 // Step, and everything it wants done comes out of Process, so a test or
 // a simulator drives it step by step. It is not safe for concurrent use.
 //
-// Bad input from the network is rejected by Step with an error. If the
-// Core itself cannot go on (its state could not be persisted, or the
-// consensus library or the StateMachine panicked) it fails: every
-// pending request finishes with an error wrapping ErrFailed, Output.Err
-// says so, and the Core does nothing more.
+// Bad input from the network is rejected by Step with an error. A state
+// that cannot be persisted (a full disk) does not stop the Core: it
+// reports itself not quorate, sends nothing, and retries the write (see
+// save). If the Core itself cannot go on (the consensus library or the
+// StateMachine panicked) it fails: every pending request finishes with
+// an error wrapping ErrFailed, Output.Err says so, and the Core does
+// nothing more.
 type Core struct {
 	cfg     Config
 	log     *slog.Logger
@@ -58,20 +60,43 @@ type Core struct {
 	ticks uint64
 	// Catching up before quorum is reported: a read index confirmed by
 	// a majority, asked for when contact returns.
-	readCtx     []byte
-	readAt      uint64       // tick of the last ReadIndex request
-	readIndex   uint64       // confirmed commit index to reach; 0 when none yet
-	silence     map[int]int  // failure detector: ticks of silence of each peer
-	heardAgo    map[int]int  // ticks since the last message from each peer
-	heard       map[int]bool // whether a peer was ever heard from
-	sinceLeader int          // ticks since the last message from the leader
-	lead        uint64       // leader as of the last Ready
-	lastLeader  uint64       // the last known non-zero leader
-	failing     map[cluster.Member]uint64
-	lostLog     bool   // a heartbeat showed this node lost its log
-	forced      bool   // an election was forced (lost log) ...
-	forcedAt    uint64 // ... at this tick
-	quorate     bool
+	readCtx    []byte
+	readAt     uint64       // tick of the last ReadIndex request
+	readIndex  uint64       // confirmed commit index to reach; 0 when none yet
+	silence    map[int]int  // failure detector: ticks of silence of each peer
+	heardAgo   map[int]int  // ticks since the last message from each peer
+	heard      map[int]bool // whether a peer was ever heard from
+	lead       uint64       // leader as of the last Ready
+	lastLeader uint64       // the last known non-zero leader
+	failing    map[cluster.Member]uint64
+	lostLog    bool   // a heartbeat showed this node lost its log
+	forced     bool   // an election was forced (lost log) ...
+	forcedAt   uint64 // ... at this tick
+	quorate    bool
+
+	// Leases (detector.go). On a leader or candidate: the tick and term
+	// of each peer's last acknowledgement. On a follower: the lease its
+	// leader granted, valid for ticks before leaseUntil in leaseTerm.
+	ackTick              map[int]uint64
+	ackTerm              map[int]uint64
+	leaseUntil           uint64
+	leaseLead, leaseTerm uint64
+
+	// Amnesia (amnesia.go): this node started without state and has not
+	// caught up; blank records which peers showed a log with nothing
+	// beyond the initial snapshot.
+	amnesiac bool
+	blank    map[int]bool
+
+	// Writing the state (see save). dirty: the persisted state is behind
+	// the in-memory storage. held: a Ready whose messages wait for the
+	// write. saveErr: the last write failed; retry at retryAt, then
+	// after twice the backoff.
+	dirty   bool
+	held    *raft.Ready
+	saveErr error
+	retryAt uint64
+	backoff uint64
 
 	out   Output
 	fatal error
@@ -138,6 +163,9 @@ func NewCore(cfg Config) (*Core, error) {
 		heardAgo: map[int]int{},
 		heard:    map[int]bool{},
 		failing:  map[cluster.Member]uint64{},
+		ackTick:  map[int]uint64{},
+		ackTerm:  map[int]uint64{},
+		blank:    map[int]bool{},
 	}
 	for _, v := range cfg.Voters {
 		c.voters[uint64(v)] = true
@@ -157,7 +185,9 @@ func NewCore(cfg Config) (*Core, error) {
 	if fresh {
 		st = c.bootstrapState()
 	} else if got := st.Snapshot.GetMetadata().GetConfState().GetVoters(); !slices.Equal(slices.Sorted(slices.Values(got)), c.voterList()) {
-		return nil, fmt.Errorf("persisted voters %v differ from the configured %v (a changed node list needs fresh state on every node): %w", got, cfg.Voters, ErrConfig)
+		// Never suggest removing this node's state: a node that forgets
+		// what it acknowledged can lose committed entries (amnesia.go).
+		return nil, fmt.Errorf("persisted voters %v differ from the configured %v: configure the node list this node's state was written with; the node list of a cluster cannot change while any node keeps its state: %w", got, cfg.Voters, ErrConfig)
 	}
 	state, smData, err := decodeSnapshot(st.Snapshot.GetData())
 	if err != nil {
@@ -174,10 +204,20 @@ func NewCore(cfg Config) (*Core, error) {
 	c.applied = st.Snapshot.GetMetadata().GetIndex()
 	c.nextSnap = c.applied + cfg.SnapshotEntries
 	c.savedTerm, c.savedVote = st.HardState.GetTerm(), st.HardState.GetVote()
+	// A node that finds no state may have lost it: it withholds its
+	// vote until it caught up (see amnesia.go). Alone, it has nothing
+	// to protect.
+	c.amnesiac = (fresh || st.Amnesiac) && len(c.voters) > 1
 	if fresh && cfg.Storage != nil {
+		st.Amnesiac = c.amnesiac
 		if err := cfg.Storage.Save(st); err != nil {
-			return nil, fmt.Errorf("saving the initial state: %w", err)
+			// Not fatal: the Core retries, not quorate meanwhile.
+			c.dirty = true
+			c.saveFailed(fmt.Errorf("saving the initial state: %w", err))
 		}
+	}
+	if c.amnesiac {
+		c.log.Warn("starting without persisted cluster state: this node does not vote until it caught up with the cluster (or finds a majority as new as itself)")
 	}
 	if smData != nil {
 		if err := cfg.SM.Restore(smData); err != nil {
@@ -308,8 +348,8 @@ func (c *Core) Tick() {
 		c.silence[id]++
 		c.heardAgo[id]++
 	}
-	c.sinceLeader++
 	c.detectFailures()
+	c.retrySave()
 	c.pump()
 }
 
@@ -332,12 +372,15 @@ func (c *Core) Step(m *raftpb.Message) (err error) {
 		c.heardAgo[from] = 0
 		c.heard[from] = true
 	}
-	err = c.rn.Step(m)
-	if fromLeader[m.GetType()] {
-		if bs := c.rn.BasicStatus(); bs.Lead == m.GetFrom() && bs.GetTerm() == m.GetTerm() {
-			c.sinceLeader = 0
+	switch m.GetType() {
+	case raftpb.MsgPreVote, raftpb.MsgVote:
+		if !c.noteVoteRequest(m) {
+			return nil
 		}
 	}
+	c.noteAck(m)
+	err = c.rn.Step(m)
+	c.noteLease(m)
 	if c.lostLog {
 		c.forceElection()
 	}
@@ -345,13 +388,6 @@ func (c *Core) Step(m *raftpb.Message) (err error) {
 		return fmt.Errorf("step %s from %d: %w", m.GetType(), from, err)
 	}
 	return nil
-}
-
-// fromLeader are the messages only a leader sends, as leader.
-var fromLeader = map[raftpb.MessageType]bool{
-	raftpb.MsgApp:       true,
-	raftpb.MsgHeartbeat: true,
-	raftpb.MsgSnap:      true,
 }
 
 // Process does everything the last Tick, Step, Broadcast or Leave calls
@@ -366,17 +402,23 @@ func (c *Core) Process() Output {
 		if c.fatal != nil {
 			return
 		}
+		if c.dirty && c.held == nil && c.saveErr == nil {
+			c.save()
+		}
 		// Reporting quorum may ask for a read index, whose answer is in
-		// the next Ready: go round again while there is one.
+		// the next Ready: go round again while there is one. While the
+		// state cannot be written, no Ready is taken: its messages
+		// might acknowledge what is not on disk.
 		for pass := 0; pass < 3; pass++ {
-			for i := 0; i < maxReadyRounds && c.fatal == nil && c.rn.HasReady(); i++ {
+			for i := 0; i < maxReadyRounds && c.fatal == nil && c.saveErr == nil && c.rn.HasReady(); i++ {
 				if err := c.handleReady(); err != nil {
 					c.fail(err)
 				}
 			}
 			c.updateLeader()
+			c.checkCaughtUp()
 			c.updateQuorum()
-			if c.fatal != nil || !c.rn.HasReady() {
+			if c.fatal != nil || c.saveErr != nil || !c.rn.HasReady() {
 				break
 			}
 		}
@@ -390,21 +432,21 @@ func (c *Core) Process() Output {
 }
 
 // handleReady handles one raft.Ready: persist, collect messages, apply,
-// advance.
+// advance. When the state cannot be written, the Ready is held (not
+// advanced, its messages not sent) until a retry writes it.
 func (c *Core) handleReady() error {
 	rd := c.rn.Ready()
-	changed := false
 	if !raft.IsEmptySnap(rd.Snapshot) {
 		if err := c.storage.ApplySnapshot(rd.Snapshot); err != nil {
 			return fmt.Errorf("storing a received snapshot: %w", err)
 		}
-		changed = true
+		c.dirty = true
 	}
 	if len(rd.Entries) > 0 {
 		if err := c.storage.Append(rd.Entries); err != nil {
 			return fmt.Errorf("appending to the log: %w", err)
 		}
-		changed = true
+		c.dirty = true
 	}
 	if !raft.IsEmptyHardState(rd.HardState) {
 		if err := c.storage.SetHardState(rd.HardState); err != nil {
@@ -417,20 +459,27 @@ func (c *Core) handleReady() error {
 		// state for it cost every commit, on every node, a write on the
 		// path of the messages that announce it.
 		if rd.HardState.GetTerm() != c.savedTerm || rd.HardState.GetVote() != c.savedVote {
-			changed = true
+			c.dirty = true
 		}
 	}
-	if changed {
-		if err := c.persist(); err != nil {
-			return err
-		}
+	if c.dirty && !c.save() {
+		c.held = &rd
+		return nil
 	}
+	return c.finishReady(rd)
+}
+
+// finishReady does what follows the write of a Ready: send, restore,
+// apply, advance.
+func (c *Core) finishReady(rd raft.Ready) error {
 	var snapsTo []uint64
 	for _, m := range rd.Messages {
 		if m.GetType() == raftpb.MsgSnap {
 			snapsTo = append(snapsTo, m.GetTo())
 		}
 	}
+	c.grantLeases(rd.Messages)
+	c.markVoteRequests(rd.Messages)
 	c.out.Messages = append(c.out.Messages, rd.Messages...)
 	if !raft.IsEmptySnap(rd.Snapshot) {
 		if err := c.restore(rd.Snapshot); err != nil {

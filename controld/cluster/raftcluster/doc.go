@@ -33,20 +33,25 @@
 // # Failure, quorum, incarnations
 //
 // The leader declares failed a member it has not heard from for
-// Config.FailTicks. A node is quorate while it is the leader (CheckQuorum
-// makes a leader without a majority step down) or hears from its leader.
+// Config.FailTicks. A node is quorate only while it holds a lease: a
+// leader while a majority acknowledged it within Config.LeaseTicks, a
+// follower while its leader's heartbeats grant it one. A cut-off node
+// thus stops at least FailTicks - LeaseTicks ticks before the majority
+// declares it failed (detector.go). A node whose state cannot be written
+// is not quorate and sends nothing until a retry writes it.
 // A node that learns its incarnation was declared failed finishes its
 // pending broadcasts with cluster.ErrExpelled and joins again as a new
 // incarnation.
 //
 // A node that restarts with empty storage (memory-only state, or a lost
-// disk) while the others remember it is outside what Raft assumes: the
-// leader believes the node still has the entries it acknowledged, and
-// never lowers that belief within a term. The node notices (a heartbeat
-// commits beyond its log) and forces a new term, after which the leader
-// probes it from scratch. Without persisted state the node may also vote
-// twice in a term it voted in before the restart; use a state directory
-// where that matters.
+// disk) while the others remember it is outside what Raft assumes. It
+// may have been one of the majority that stored a committed entry, so
+// it votes for nobody until it caught up with a leader (amnesia.go),
+// unless a majority is as new as itself (a cluster's first boot). And
+// the leader believes the node still has the entries it acknowledged,
+// never lowering that belief within a term: the node notices (a
+// heartbeat commits beyond its log) and forces a new term, after which
+// the leader probes it from scratch.
 //
 // # Transport
 //

@@ -11,7 +11,8 @@ import (
 // The persisted state is one binary record:
 //
 //	magic      8 bytes "GDLMRAFT"
-//	version    byte (stateVersion)
+//	version    byte (stateVersion; version 1 lacks the flags)
+//	flags      byte: bit 0 amnesiac (PersistentState.Amnesiac)
 //	hardstate  term, vote, commit: uvarints
 //	snapshot   index, term: uvarints; voter count, voter ids: uvarints;
 //	           data: uvarint length, bytes
@@ -27,7 +28,9 @@ import (
 
 const (
 	stateMagic   = "GDLMRAFT"
-	stateVersion = 1
+	stateVersion = 2
+	// flagAmnesiac is the flags bit of PersistentState.Amnesiac.
+	flagAmnesiac = 1
 	// MaxStateSize bounds a persisted state.
 	MaxStateSize = 1 << 30
 )
@@ -40,6 +43,11 @@ func encodeState(st *PersistentState) ([]byte, error) {
 	b := make([]byte, 0, 64+len(snap.GetData()))
 	b = append(b, stateMagic...)
 	b = append(b, stateVersion)
+	var flags byte
+	if st.Amnesiac {
+		flags |= flagAmnesiac
+	}
+	b = append(b, flags)
 	b = binary.AppendUvarint(b, hs.GetTerm())
 	b = binary.AppendUvarint(b, hs.GetVote())
 	b = binary.AppendUvarint(b, hs.GetCommit())
@@ -81,8 +89,15 @@ func decodeState(b []byte) (*PersistentState, error) {
 		return nil, fmt.Errorf("checksum mismatch (truncated or damaged): %w", ErrCorrupt)
 	}
 	r := reader{buf: body[len(stateMagic):], what: "persisted state"}
-	if v := r.byte("version"); r.err == nil && v != stateVersion {
-		return nil, fmt.Errorf("persisted state: version %d, want %d: %w", v, stateVersion, ErrMalformed)
+	var flags byte
+	switch v := r.byte("version"); {
+	case r.err != nil:
+	case v == stateVersion:
+		if flags = r.byte("flags"); flags&^flagAmnesiac != 0 {
+			return nil, fmt.Errorf("persisted state: unknown flags %#x: %w", flags, ErrMalformed)
+		}
+	case v != 1:
+		return nil, fmt.Errorf("persisted state: version %d, want 1 or %d: %w", v, stateVersion, ErrMalformed)
 	}
 	hs := &raftpb.HardState{
 		Term:   new(r.uvarint("term")),
@@ -118,7 +133,7 @@ func decodeState(b []byte) (*PersistentState, error) {
 	if err := r.end(); err != nil {
 		return nil, err
 	}
-	st := &PersistentState{HardState: hs, Snapshot: snap, Entries: ents}
+	st := &PersistentState{HardState: hs, Snapshot: snap, Entries: ents, Amnesiac: flags&flagAmnesiac != 0}
 	if err := checkState(st); err != nil {
 		return nil, fmt.Errorf("persisted state: %w", err)
 	}
