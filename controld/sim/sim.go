@@ -8,6 +8,9 @@
 //   - every node that starts change k starts it with the same members;
 //   - a node starts nothing unless it is quorate and a current member;
 //   - every node applies a prefix of one common order of events;
+//   - a node whose failure is applied, if it still runs that
+//     incarnation, has been not quorate (its lockspaces stopped) for at
+//     least the cluster layer's margin (raftcluster.Core.Margin);
 //   - once the faults have ended for a while, no join fails: each join
 //     asked during the faults completes after them;
 //   - after the faults end, everything converges: one quorate view, the
@@ -79,6 +82,12 @@ type node struct {
 	eng     *lockspace.Engine
 	k       kernel
 	downFor int // ticks until a crashed node restarts
+
+	// quorate is what the last Quorum event said; unquorateAt is the
+	// tick it last turned false (or the node booted).
+	quorate     bool
+	unquorateAt int
+
 	applied []uint64
 	// The daemon's sender: messages broadcast one at a time, in order,
 	// the next once the previous one is ordered.
@@ -104,6 +113,10 @@ type Sim struct {
 	// order maps a position in the order to a digest of its event.
 	order   map[uint64]uint64
 	started map[string]map[uint64][]int
+
+	// failedSeen holds the failures some node applied already.
+	failedSeen map[cluster.Member]bool
+
 	nextInc uint64
 	trace   strings.Builder
 	err     error
@@ -142,7 +155,7 @@ func Run(seed uint64, o Options) (*Sim, error) {
 	defer func() { crand.Reader = saved }()
 
 	s := &Sim{seed: seed, rng: rand.New(rand.NewPCG(seed, 0xbb67ae85)), opts: o, cut: map[[2]int]bool{},
-		order: map[uint64]uint64{}, started: map[string]map[uint64][]int{}, nextInc: 1}
+		order: map[uint64]uint64{}, started: map[string]map[uint64][]int{}, failedSeen: map[cluster.Member]bool{}, nextInc: 1}
 	if s.opts.Nodes == 0 {
 		s.opts.Nodes = []int{3, 5}[s.rng.IntN(2)]
 	}
@@ -271,6 +284,7 @@ func (s *Sim) boot(n *node) error {
 	n.up = true
 	n.applied = nil
 	n.sendQ, n.inflight = nil, 0
+	n.quorate, n.unquorateAt = false, s.tick
 	if n.k.spaces == nil {
 		n.k.spaces = map[string]*kspace{}
 	}
@@ -440,8 +454,13 @@ func (s *Sim) process(n *node) bool {
 		case *cluster.View:
 			s.logf("node %d: view %d members %v joined %v left %v failed %v", n.id, ev.Seq, ev.Members, ev.Joined, ev.Left, ev.Failed)
 			s.Stats.Failed += len(ev.Failed)
+			s.checkMargin(ev.Failed)
 		case *cluster.Quorum:
 			s.logf("node %d: quorate %v", n.id, ev.Quorate)
+			if n.quorate && !ev.Quorate {
+				n.unquorateAt = s.tick
+			}
+			n.quorate = ev.Quorate
 		case *cluster.Restored:
 			s.logf("node %d: restored at %d", n.id, ev.Seq)
 		}
@@ -451,6 +470,27 @@ func (s *Sim) process(n *node) bool {
 		}
 	}
 	return len(out.Messages) > 0 || len(out.Events) > 0 || len(out.Done) > 0
+}
+
+// checkMargin checks, when a failure is first applied, that the failed
+// node, if it still runs that incarnation, stopped being quorate at
+// least the cluster layer's margin earlier: the majority may recover
+// its locks now, and it must not be granting any.
+func (s *Sim) checkMargin(failed []cluster.Member) {
+	for _, f := range failed {
+		if s.failedSeen[f] {
+			continue
+		}
+		s.failedSeen[f] = true
+		n := s.nodes[f.ID-1]
+		if !n.up || n.core.Status().Self.Incarnation != f.Incarnation {
+			continue
+		}
+		if margin := n.core.Margin(); n.quorate || s.tick-n.unquorateAt < margin {
+			s.err = fmt.Errorf("node %d failed while quorate %v, not quorate since tick %d: less than the margin of %d ticks", f.ID, n.quorate, n.unquorateAt, margin)
+			return
+		}
+	}
 }
 
 // checkOrder checks that ordered events agree across nodes.
