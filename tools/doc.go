@@ -6,6 +6,10 @@
 // included, so scripts written for it keep working. Unlike the
 // reference, every failure exits non-zero: see [ExitCode].
 //
+// keygen, which the reference does not have, writes a new cluster key
+// for dlm_controld (default /etc/dlm/cluster.key, mode 0600) and never
+// replaces one unless forced; it needs no daemon.
+//
 // # JSON output
 //
 // The query subcommands take --json and then print one JSON document
