@@ -56,6 +56,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeMsg -fuzztime=$(FUZZTIME) ./controld/lockspace
 	$(GO) test -run='^$$' -fuzz=FuzzRestore -fuzztime=$(FUZZTIME) ./controld/lockspace
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./controld/fence
+	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./controld/fence
 	for f in FuzzDecodeEntry FuzzDecodeSnapshot FuzzDecodeState FuzzReadFrame FuzzDecodeHandshake FuzzCoreStep; do \
 		$(GO) test -run='^$$' -fuzz=$$f -fuzztime=$(FUZZTIME) ./controld/cluster/raftcluster || exit 1; done
 
