@@ -486,3 +486,22 @@ func newHarnessF() *State {
 	}
 	return st
 }
+
+// TestJoinTimeoutWhileExpelled: a join asked while the node is expelled,
+// and never readmitted, fails at the join timeout saying why, and sends
+// nothing: the cluster never heard of it.
+func TestJoinTimeoutWhileExpelled(t *testing.T) {
+	h := running3(t, "a")
+	h.fail(3)
+	h.flush()
+	h.online(3, "b")
+	h.flush()
+	h.takeAll()
+	acts := h.engines[3].Tick(h.now.Add(61 * time.Second))
+	if got := fmtActs(acts); got != "[event_done b -1 stop b 0 remove b]" {
+		t.Errorf("timeout actions %s: want the creator failed, nothing sent", got)
+	}
+	if done, ok := acts[0].(EventDone); !ok || !strings.Contains(done.Reason, "not a cluster member") {
+		t.Errorf("timeout answer %+v, want a reason naming the missing membership", acts[0])
+	}
+}
