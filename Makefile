@@ -59,6 +59,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./controld/fence
 	for f in FuzzDecodeEntry FuzzDecodeSnapshot FuzzDecodeState FuzzReadFrame FuzzDecodeHandshake FuzzCoreStep; do \
 		$(GO) test -run='^$$' -fuzz=$$f -fuzztime=$(FUZZTIME) ./controld/cluster/raftcluster || exit 1; done
+	for f in FuzzParseKey FuzzAcceptHandshake FuzzDialHandshake; do \
+		$(GO) test -run='^$$' -fuzz=$$f -fuzztime=$(FUZZTIME) ./controld/cluster/raftcluster || exit 1; done
 
 ## soak: the simulator over SOAK_SEEDS seeds from SOAK_FIRST (make test runs 1 to 1000);
 ## every failing seed is listed, the first with its trace
