@@ -172,7 +172,7 @@ func TestDaemonOneNode(t *testing.T) {
 			}
 		}
 		dump, err := n.RunOK(ctx, ref+" dump")
-		if err != nil || !strings.Contains(dump, "joined lockspace lockspace=foo") {
+		if err != nil || !strings.Contains(dump, `msg="joined lockspace" lockspace=foo `) {
 			t.Errorf("reference dlm_tool dump: %v\n%s", err, dump)
 		}
 	})
