@@ -83,6 +83,7 @@ type Cluster struct {
 	hub    *Hub
 	disks  []string // host paths, in Config.Disks order
 	nodes  []*Node
+	key    dlmKey // godlm's cluster key (dlmkey.go)
 }
 
 // Node is one VM of a Cluster.
@@ -678,11 +679,13 @@ func (n *Node) CopyOut(ctx context.Context, src, dst string) error {
 // ClusterName is the cluster's name, as given to mkfs and the daemons.
 func (c *Cluster) ClusterName() string { return c.cfg.ClusterName }
 
-// DLMConf returns a dlm.conf for godlm's dlm_controld naming the cluster
-// and every node with its address, followed by the extra lines.
+// DLMConf returns a dlm.conf for godlm's dlm_controld naming the cluster,
+// the cluster key file (DLMKeyPath) and every node with its address,
+// followed by the extra lines.
 func (c *Cluster) DLMConf(extra ...string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "cluster_name=%s\n", c.cfg.ClusterName)
+	fmt.Fprintf(&b, "cluster_key_file=%s\n", DLMKeyPath)
 	for _, n := range c.nodes {
 		fmt.Fprintf(&b, "node id=%d addr=%s\n", n.ID, n.Addr)
 	}
@@ -695,11 +698,15 @@ func (c *Cluster) DLMConf(extra ...string) string {
 // DLMControldLog is where StartDLMControld's daemon logs in the guest.
 const DLMControldLog = "/var/log/dlm_controld.log"
 
-// StartDLMControld writes conf to /etc/dlm/dlm.conf, starts godlm's
+// StartDLMControld writes the cluster key to DLMKeyPath and conf to
+// /etc/dlm/dlm.conf, starts godlm's
 // dlm_controld -D in the background, appending its log to
 // DLMControldLog, and waits until it answers `dlm_tool status`. The
 // error of a daemon that does not answer carries its log.
 func (n *Node) StartDLMControld(ctx context.Context, conf string) error {
+	if err := n.writeDLMKey(ctx); err != nil {
+		return err
+	}
 	if err := n.WriteFile(ctx, "/etc/dlm/dlm.conf", []byte(conf), 0o644); err != nil {
 		return err
 	}
