@@ -1,6 +1,12 @@
 package raftcluster
 
-import "go.etcd.io/raft/v3/raftpb"
+import (
+	"fmt"
+
+	"github.com/godlm/godlm/controld/cluster"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+)
 
 // Amnesia. Raft counts on every node keeping what it acknowledged: an
 // entry is committed once a majority stored it, and an election needs
@@ -116,4 +122,86 @@ func (c *Core) checkCaughtUp() {
 	c.amnesiac = false
 	c.dirty = true
 	c.log.Info("caught up with the cluster after starting without state; voting again", "commit", bs.GetCommit(), "term", bs.GetTerm())
+}
+
+// A diverged history. When a majority lost its state and went on
+// without a node that was cut off, that node holds committed entries
+// the cluster no longer has, and the cluster's leader sends entries
+// that conflict with them. Raft has no way back from that: the node
+// would refuse every append from then on. It cannot be undone either,
+// since the cluster has moved on; the node drops its history and starts
+// over as an amnesiac node: an empty log (only the initial snapshot,
+// keeping its term and vote, so that it votes at most once per term),
+// the replicated state and the StateMachine as they were before
+// anything was applied (a Restored event says so), and a new
+// incarnation. The leader then sends it the cluster's history. An
+// append shows the conflict when it comes from a leader of this node's
+// term or a later one and either its previous entry or one of its
+// entries has, at an index this node knows committed, another term
+// than this node's entry.
+//
+// Terms tell the two histories apart only if they did not reuse the
+// same terms, and every fresh cluster would count its terms from 1: a
+// majority that lost its state and started over would write a second
+// history under the very terms of the first, and an old node would then
+// take the new entries after its own as if they were one log. So a
+// node without state starts its current term at its incarnation (a
+// start time, in the daemon) rather than at 1: a cluster that starts
+// over counts its terms from beyond any term of its earlier life, and
+// the conflict shows. The cost: a node that restarts without state in
+// a running cluster answers its leader with a larger term, which makes
+// the cluster hold one election at that term.
+
+// divergesFrom says whether the append m conflicts with this node's
+// committed log.
+func (c *Core) divergesFrom(m *raftpb.Message) bool {
+	bs := c.rn.BasicStatus()
+	if m.GetTerm() < bs.GetTerm() {
+		return false // a stale message, which the consensus ignores
+	}
+	committed := bs.GetCommit()
+	differs := func(idx, term uint64) bool {
+		if idx > committed {
+			return false
+		}
+		t, err := c.storage.Term(idx)
+		return err == nil && t != term
+	}
+	if differs(m.GetIndex(), m.GetLogTerm()) {
+		return true
+	}
+	for _, e := range m.GetEntries() {
+		if differs(e.GetIndex(), e.GetTerm()) {
+			return true
+		}
+	}
+	return false
+}
+
+// startOver drops this node's history after m showed that it diverged
+// from the cluster's (see above).
+func (c *Core) startOver(m *raftpb.Message) error {
+	bs := c.rn.BasicStatus()
+	c.log.Error("this node's committed log conflicts with the cluster's: the cluster lost entries this node applied (a majority lost its state?); dropping this node's history and catching up", "leader", m.GetFrom(), "term", m.GetTerm(), "commit", bs.GetCommit())
+	st := c.bootstrapState()
+	st.HardState.Term, st.HardState.Vote = new(bs.GetTerm()), new(bs.GetVote())
+	c.storage = raft.NewMemoryStorage()
+	if err := c.load(st); err != nil {
+		return err
+	}
+	if err := c.cfg.SM.Restore(c.emptySM); err != nil {
+		return fmt.Errorf("restoring the state machine's initial state: %w", err)
+	}
+	c.state = newClusterState()
+	c.applied = blankIndex
+	c.nextSnap = c.applied + c.cfg.SnapshotEntries
+	c.out.Events = append(c.out.Events, &cluster.Restored{Seq: c.applied})
+	c.held, c.readCtx, c.readIndex = nil, nil, 0
+	c.lead, c.lostLog, c.forced = 0, false, false
+	c.leaseLead, c.leaseTerm, c.leaseUntil = 0, 0, 0
+	clear(c.failing)
+	c.amnesiac = len(c.voters) > 1
+	c.dirty = true
+	c.expel()
+	return c.start()
 }

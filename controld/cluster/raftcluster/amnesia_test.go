@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/godlm/godlm/controld/cluster"
@@ -202,5 +203,45 @@ func TestStateFlags(t *testing.T) {
 	}
 	if diff := cmp.Diff(st, got, protocmp.Transform()); diff != "" {
 		t.Errorf("round trip (-want +got):\n%s", diff)
+	}
+}
+
+// TestDivergedNodeRecovers: when a majority lost its state and went on
+// without a node that was cut off, that node's committed log conflicts
+// with the cluster's. It must not refuse every append from then on: it
+// drops its history and catches up with the cluster as it is.
+func TestDivergedNodeRecovers(t *testing.T) {
+	tn := newTestNet(t, 3, nil)
+	tn.form()
+	tn.settle()
+	for i := range 3 {
+		tn.nodes[1].core.Broadcast(fmt.Appendf(nil, "before %d", i))
+	}
+	tn.settle()
+	// Node 3 is cut off; nodes 1 and 2 lose their state and start over.
+	tn.partition([]int{1, 2}, []int{3})
+	for _, id := range []int{1, 2} {
+		tn.nodes[id].up = false
+		tn.start(id, &MemoryPersister{})
+	}
+	tn.runUntil("1 and 2 formed anew", 300, func() bool { return tn.formed(1, 2) })
+	bc := tn.nodes[1].core.Broadcast([]byte("after"))
+	tn.runUntil("broadcast done", 100, func() bool { return tn.nodes[1].allDone([]uint64{bc}) })
+
+	tn.heal()
+	tn.runUntil("all formed", 400, func() bool { return tn.formed(tn.ids...) })
+	tn.settle()
+	tn.sameState()
+	// Node 3 dropped its history (its state machine back to the
+	// initial state) and took the cluster's.
+	n := tn.nodes[3]
+	if !slices.ContainsFunc(n.events, func(e cluster.Event) bool {
+		r, ok := e.(*cluster.Restored)
+		return ok && r.Seq == blankIndex && len(r.Members) == 0
+	}) {
+		t.Errorf("node 3 never started over: %q", n.sm.log)
+	}
+	if !slices.ContainsFunc(n.sm.log, func(s string) bool { return strings.HasSuffix(s, ": after") }) {
+		t.Errorf("node 3 lacks the cluster's history: %q", n.sm.log)
 	}
 }

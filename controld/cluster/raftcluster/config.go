@@ -42,7 +42,9 @@ type Config struct {
 	// Storage keeps the consensus state across restarts; nil keeps it
 	// in memory only (a restart is then a node with empty storage).
 	Storage Persister
-	// SM is the replicated state machine (required).
+	// SM is the replicated state machine (required), in its initial
+	// state: the Core keeps a snapshot of it to go back to if this
+	// node's history turns out to conflict with the cluster's.
 	SM cluster.StateMachine
 	// NewIncarnation is called when this node learns that the cluster
 	// declared its incarnation failed; it must return a larger

@@ -87,6 +87,7 @@ type Core struct {
 	// beyond the initial snapshot.
 	amnesiac bool
 	blank    map[int]bool
+	emptySM  []byte // the StateMachine's snapshot before anything applied
 
 	// Writing the state (see save). dirty: the persisted state is behind
 	// the in-memory storage. held: a Ready whose messages wait for the
@@ -184,6 +185,9 @@ func NewCore(cfg Config) (*Core, error) {
 	fresh := st == nil
 	if fresh {
 		st = c.bootstrapState()
+		// A node without state starts counting terms from its
+		// incarnation, not from 1 (see amnesia.go).
+		st.HardState.Term = new(max(1, cfg.Self.Incarnation))
 	} else if got := st.Snapshot.GetMetadata().GetConfState().GetVoters(); !slices.Equal(slices.Sorted(slices.Values(got)), c.voterList()) {
 		// Never suggest removing this node's state: a node that forgets
 		// what it acknowledged can lose committed entries (amnesia.go).
@@ -218,6 +222,11 @@ func NewCore(cfg Config) (*Core, error) {
 	}
 	if c.amnesiac {
 		c.log.Warn("starting without persisted cluster state: this node does not vote until it caught up with the cluster (or finds a majority as new as itself)")
+	}
+	// The StateMachine's initial state, to go back to if this node's
+	// history turns out to conflict with the cluster's (amnesia.go).
+	if c.emptySM, err = cfg.SM.Snapshot(); err != nil {
+		return nil, fmt.Errorf("state machine snapshot of its initial state: %w", err)
 	}
 	if smData != nil {
 		if err := cfg.SM.Restore(smData); err != nil {
@@ -361,6 +370,12 @@ func (c *Core) Step(m *raftpb.Message) (err error) {
 	defer c.guard()
 	if c.fatal != nil {
 		return c.fatal
+	}
+	if m.GetType() == raftpb.MsgApp && c.voters[m.GetFrom()] && m.GetTo() == c.self && c.divergesFrom(m) {
+		if err := c.startOver(m); err != nil {
+			c.fail(err)
+			return c.fatal
+		}
 	}
 	m, err = c.checkMessage(m)
 	if err != nil {
