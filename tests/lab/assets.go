@@ -73,6 +73,13 @@ func moduleRoot(ctx context.Context) (string, error) {
 // it downloads the pinned kernel and the guest packages once, builds this
 // module's binaries, and rebuilds the initramfs only when an input changed.
 func Prepare(ctx context.Context, logf func(string, ...any)) (*Assets, error) {
+	return prepare(ctx, logf, "")
+}
+
+// prepare is Prepare with the kernel modules found in the folder kmods
+// (see PatchedModules) used in place of the kernel package's; "" keeps
+// the package's.
+func prepare(ctx context.Context, logf func(string, ...any), kmods string) (*Assets, error) {
 	cache, err := CacheDir()
 	if err != nil {
 		return nil, err
@@ -110,7 +117,7 @@ func Prepare(ctx context.Context, logf func(string, ...any)) (*Assets, error) {
 	}
 
 	im := newImage()
-	if err := fillImage(im, kdir, root, bins); err != nil {
+	if err := fillImage(im, kdir, root, bins, kmods); err != nil {
 		return nil, err
 	}
 	manifest, err := im.manifest()
@@ -175,7 +182,7 @@ func buildGoBinaries(ctx context.Context, cache string) (map[string]string, stri
 }
 
 // fillImage lays out the guest filesystem.
-func fillImage(im *image, kdir string, root sysroot, bins map[string]string) error {
+func fillImage(im *image, kdir string, root sysroot, bins map[string]string, kmods string) error {
 	for _, d := range []string{"/proc", "/sys", "/dev", "/run", "/tmp", "/mnt", "/root", "/var", "/etc/dlm", "/usr/bin", "/usr/sbin", "/sbin", "/bin"} {
 		im.dir(d, 0o755)
 	}
@@ -222,6 +229,9 @@ func fillImage(im *image, kdir string, root sysroot, bins map[string]string) err
 	mroot := filepath.Join(kdir, "lib", "modules", KernelRelease)
 	idx, err := loadModuleIndex(mroot)
 	if err != nil {
+		return err
+	}
+	if err := idx.replace(kmods); err != nil {
 		return err
 	}
 	seen := map[string]bool{}

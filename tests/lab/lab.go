@@ -65,6 +65,10 @@ type Config struct {
 	// LoadClusterModules makes each guest load configfs, dlm, gfs2 and
 	// ocfs2 at boot; without it, /sbin/godlm-modules loads them later.
 	LoadClusterModules bool
+	// PatchedModules boots the guests with the DLM, GFS2 and OCFS2
+	// modules built with the NOTIFY patch series (kernel/build.sh,
+	// cached) instead of Debian's.
+	PatchedModules bool
 	// Dir holds sockets, disks and logs; default a new folder under the
 	// system temp dir. It is kept on failure.
 	Dir string
@@ -121,7 +125,7 @@ func Boot(ctx context.Context, cfg Config) (*Cluster, error) {
 	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
 		return nil, fmt.Errorf("lab: qemu-system-x86_64 not found (install qemu-system-x86; scripts/prereqs.sh does): %w", err)
 	}
-	assets, err := Prepare(ctx, cfg.Logf)
+	assets, err := prepareFor(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("lab: %w", err)
 	}
