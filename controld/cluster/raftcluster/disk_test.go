@@ -1,12 +1,20 @@
 package raftcluster
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/godlm/godlm/controld/cluster"
+	"github.com/godlm/godlm/internal/testenv"
 	"go.etcd.io/raft/v3/raftpb"
 )
 
@@ -200,5 +208,80 @@ func TestInitialWriteFails(t *testing.T) {
 	}
 	if st, err := disk.Load(); err != nil || st == nil {
 		t.Errorf("nothing saved: %v", err)
+	}
+}
+
+// TestNodeFullTmpfs fills the real file system of a node's state
+// directory (a small tmpfs) while it runs: the node stops being quorate
+// and its broadcasts wait, nothing closes, and once space is freed it
+// writes its state and goes on.
+func TestNodeFullTmpfs(t *testing.T) {
+	dir := t.TempDir()
+	if os.Geteuid() != 0 {
+		testenv.Missing(t, "mounting a tmpfs needs root")
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", dir).CombinedOutput(); err != nil {
+		testenv.Missing(t, "cannot mount a tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	ln := listeners(t, 1)[1]
+	n, err := Start(Options{
+		Core:     Config{Self: cluster.Member{ID: 1, Incarnation: uint64(time.Now().UnixNano())}, SM: &testSM{}},
+		Tick:     10 * time.Millisecond,
+		Listen:   addrOf(ln),
+		Listener: ln,
+		StateDir: filepath.Join(dir, "state"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	defer n.Close(ctx)
+	go func() {
+		for range n.Events() {
+		}
+	}()
+	if err := n.Broadcast(ctx, []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+
+	// Fill the file system.
+	filler := filepath.Join(dir, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := f.Write(make([]byte, 4096)); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("filling the tmpfs: %v", err)
+			}
+			break
+		}
+	}
+	f.Close()
+	short, cancelShort := context.WithTimeout(ctx, 500*time.Millisecond)
+	err = n.Broadcast(short, bytes.Repeat([]byte("x"), 8192))
+	cancelShort()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("broadcast with a full disk: %v, want it to wait", err)
+	}
+	if st := n.Status(); st.Quorate {
+		t.Errorf("quorate with a full disk: %+v", st)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Broadcast(ctx, []byte("after")); err != nil {
+		t.Fatalf("broadcast once the disk has room: %v", err)
+	}
+	if st := n.Status(); !st.Quorate {
+		t.Errorf("not quorate once the disk has room: %+v", st)
 	}
 }
