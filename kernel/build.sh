@@ -62,7 +62,7 @@ fi
 # The patches, in series order.
 patches=()
 if [ $stock -eq 0 ]; then
-	mapfile -t patches < <(find "$here/patches" -maxdepth 1 -name '[0-9][0-9][0-9][0-9]-*.patch' | sort)
+	mapfile -t patches < <(find "$here/patches" -maxdepth 1 -name '[0-9][0-9][0-9][0-9]-*.patch' ! -name '0000-*' | sort)
 	if [ "$npatches" -ge 0 ]; then
 		if [ "$npatches" -gt ${#patches[@]} ]; then
 			echo "build.sh: --patches $npatches: the series has ${#patches[@]}" >&2

@@ -13,7 +13,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 build=1
 [ "${1:-}" = "--no-build" ] && build=0
 
-mapfile -t patches < <(find "$here/patches" -maxdepth 1 -name '[0-9][0-9][0-9][0-9]-*.patch' | sort)
+mapfile -t patches < <(find "$here/patches" -maxdepth 1 -name '[0-9][0-9][0-9][0-9]-*.patch' ! -name '0000-*' | sort)
 if [ ${#patches[@]} -eq 0 ]; then
 	echo "check.sh: no patches in $here/patches" >&2
 	exit 1
