@@ -36,9 +36,10 @@ import (
 // [QueryIdleTimeout] without a complete request; and a request's
 // payload is read as it arrives, at most [MaxRequestPayload] bytes.
 type QueryServer struct {
-	d   *Daemon
-	lns []acceptor
-	wg  sync.WaitGroup
+	d     *Daemon
+	bound [2]acceptor // the query and command sockets, once bound
+	lns   []acceptor  // those served
+	wg    sync.WaitGroup
 	// done is closed by Close, to end the accept loops' backoff.
 	done      chan struct{}
 	closeOnce sync.Once
@@ -89,21 +90,42 @@ func ListenQuery(d *Daemon) (*QueryServer, error) {
 
 // ListenQueryOn is ListenQuery on other socket names (for tests).
 func ListenQueryOn(d *Daemon, query, command string) (*QueryServer, error) {
+	s, err := BindQueryOn(d, query, command)
+	if err != nil {
+		return nil, err
+	}
+	s.Serve()
+	return s, nil
+}
+
+// BindQuery binds dlmc.QuerySocket and dlmc.CommandSocket without
+// answering yet: the daemon binds them first, so that a second daemon
+// fails before it touches the kernel, and serves once Setup is done, so
+// that no client sees a half set-up daemon (clients wait meanwhile).
+func BindQuery(d *Daemon) (*QueryServer, error) {
+	return BindQueryOn(d, dlmc.QuerySocket, dlmc.CommandSocket)
+}
+
+// BindQueryOn is BindQuery on other socket names (for tests).
+func BindQueryOn(d *Daemon, query, command string) (*QueryServer, error) {
 	s := newQueryServer(d)
-	var lns [2]acceptor
 	for i, name := range []string{query, command} {
 		ln, err := dlmc.ListenAbstract(name)
 		if err != nil {
-			for _, l := range lns[:i] {
+			for _, l := range s.bound[:i] {
 				l.Close()
 			}
 			return nil, fmt.Errorf("%w (is another dlm_controld running?)", err)
 		}
-		lns[i] = ln
+		s.bound[i] = ln
 	}
-	s.serve(lns[0], false)
-	s.serve(lns[1], true)
 	return s, nil
+}
+
+// Serve starts answering on the bound sockets.
+func (s *QueryServer) Serve() {
+	s.serve(s.bound[0], false)
+	s.serve(s.bound[1], true)
 }
 
 func newQueryServer(d *Daemon) *QueryServer {
@@ -128,6 +150,11 @@ func (s *QueryServer) Close() error {
 	s.closeOnce.Do(func() { close(s.done) })
 	for _, ln := range s.lns {
 		ln.Close()
+	}
+	for _, ln := range s.bound {
+		if ln != nil {
+			ln.Close() // bound but never served
+		}
 	}
 	s.wg.Wait()
 	return nil

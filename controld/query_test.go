@@ -145,3 +145,33 @@ func TestReplyWriterDeadlineFromWrite(t *testing.T) {
 		t.Errorf("write to a client that does not read: %v, want a deadline error", err)
 	}
 }
+
+// TestQueryBoundButNotServing: between BindQuery and Serve (while Setup
+// runs) a client waits, and is answered once the daemon serves.
+func TestQueryBoundButNotServing(t *testing.T) {
+	d, _ := newTestDaemon(t, configfs.New(kernelRoot(t, nil)), oneNode)
+	q := fmt.Sprintf("godlm-test-bound-%d", os.Getpid())
+	s, err := BindQueryOn(d, q, q+"-cmd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c, err := net.Dial("unix", "@"+q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := dlmc.WriteMessage(c, dlmc.Header{Command: dlmc.DumpDebug}, nil); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if _, _, err := dlmc.ReadMessage(c); err == nil {
+		t.Fatal("answered before Serve")
+	}
+	run(t, d)
+	s.Serve()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, _, err := dlmc.ReadMessage(c); err != nil {
+		t.Fatalf("no answer once serving: %v", err)
+	}
+}

@@ -135,7 +135,7 @@ func run(args []string) int {
 	var srv *controld.QueryServer
 	bind := func(d *controld.Daemon) error {
 		var err error
-		if srv, err = controld.ListenQuery(d); err != nil {
+		if srv, err = controld.BindQuery(d); err != nil {
 			return err
 		}
 		return layer.listen(cfg, d.NodeID())
@@ -155,6 +155,7 @@ func run(args []string) int {
 	if err := d.Setup(); err != nil {
 		return fail(err)
 	}
+	srv.Serve()
 	log.Info("dlm_controld started", "version", version.Version, "nodeid", d.NodeID(), "cluster", cfg.Str("cluster_name"),
 		"setup_ms", time.Since(t0).Milliseconds())
 	daemon.SdNotify(false, fmt.Sprintf("READY=1\nSTATUS=node %d of cluster %s", d.NodeID(), cfg.Str("cluster_name")))
