@@ -31,6 +31,7 @@ var goBinaries = map[string]string{
 	"./cmd/dlm_controld":      "/usr/sbin/dlm_controld",
 	"./cmd/dlm_tool":          "/usr/sbin/dlm_tool",
 	"./tests/cmd/dlmcounter":  "/usr/bin/dlmcounter",
+	"./tests/lab/fence_godlm": "/usr/sbin/fence_godlm",
 }
 
 // Assets are the files a lab VM boots from.

@@ -85,6 +85,7 @@ type Cluster struct {
 	dir    string
 	assets *Assets
 	hub    *Hub
+	power  *PowerSwitch
 	disks  []string // host paths, in Config.Disks order
 	nodes  []*Node
 	key    dlmKey // godlm's cluster key (dlmkey.go)
@@ -139,6 +140,7 @@ func Boot(ctx context.Context, cfg Config) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{cfg: cfg, dir: dir, assets: assets}
+	c.power = newPowerSwitch(c)
 	if c.hub, err = newHub(dir, cfg.Nodes); err != nil {
 		return nil, err
 	}
@@ -328,6 +330,9 @@ func (c *Cluster) Shutdown(ctx context.Context) error {
 // Close kills every QEMU process of the cluster by its pid, waits for them
 // and stops the hub. The folder is left in place (see RemoveDir).
 func (c *Cluster) Close() error {
+	if c.power != nil {
+		c.power.close()
+	}
 	var errs []error
 	for _, n := range c.nodes {
 		errs = append(errs, n.kill())
@@ -399,6 +404,10 @@ func (n *Node) start(ctx context.Context) error {
 		"-chardev", "socket,id=agent,path="+agentSock+",server=on,wait=off",
 		"-device", "virtio-serial-pci,id=vser0",
 		"-device", "virtserialport,bus=vser0.0,chardev=agent,name="+wire.PortName)
+	args = append(args, c.power.qemuArgs(n.ID)...)
+	// The emulated watchdog, for self-fencing: if the guest arms it and
+	// stops feeding it, QEMU powers the VM off (-no-reboot).
+	args = append(args, "-device", "i6300esb", "-action", "watchdog=poweroff")
 
 	qlog, err := os.Create(filepath.Join(c.dir, fmt.Sprintf("node%d.qemu.log", n.ID)))
 	if err != nil {
@@ -414,6 +423,7 @@ func (n *Node) start(ctx context.Context) error {
 	n.mu.Lock()
 	n.cmd, n.exited, n.exitErr, n.agent = cmd, exited, nil, nil
 	n.mu.Unlock()
+	c.power.attach(n.ID)
 	go func() {
 		err := cmd.Wait()
 		qlog.Close()

@@ -185,6 +185,81 @@ func TestLab(t *testing.T) {
 		}
 	})
 
+	t.Run("PowerSwitch", func(t *testing.T) {
+		// The fence agent, run as dlm_controld runs one: options on stdin.
+		agent := func(n int, stdin string) lab.Result {
+			t.Helper()
+			r, err := c.Node(n).Run(ctx, "printf '"+stdin+"' | fence_godlm")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		if r := agent(1, `action=metadata\n`); r.ExitCode != 0 || !strings.Contains(r.Stdout, `<resource-agent name="fence_godlm"`) {
+			t.Errorf("metadata: %+v", r)
+		}
+		if r := agent(1, `action=monitor\n`); r.ExitCode != 0 {
+			t.Errorf("monitor: %+v", r)
+		}
+		if r := agent(1, `action=list\n`); r.ExitCode != 0 || !strings.Contains(r.Stdout, "node3,node3") {
+			t.Errorf("list: %+v", r)
+		}
+		if r := agent(1, `action=status\nplug=node3\n`); r.ExitCode != 0 || !strings.Contains(r.Stdout, "Status: ON") {
+			t.Errorf("status of a running node: %+v", r)
+		}
+		// Partitioned from node 3, node 1 still powers it off: the port
+		// is not on the cluster network.
+		c.Partition([]int{1, 2}, []int{3})
+		defer c.Heal()
+		c.Power().FailNext(1)
+		if r := agent(1, `node=3\nfail_time=1\naction=off\n`); r.ExitCode != 1 || !strings.Contains(r.Stderr, "injected failure") || !c.Node(3).Running() {
+			t.Errorf("injected failure: %+v, node 3 running %v", r, c.Node(3).Running())
+		}
+		if r := agent(1, `node=3\nfail_time=1\naction=off\n`); r.ExitCode != 0 || !strings.Contains(r.Stdout, "Powered OFF") {
+			t.Errorf("off: %+v", r)
+		}
+		if c.Node(3).Running() {
+			t.Error("node 3 still runs after off")
+		}
+		if r := agent(2, `action=status\nplug=node3\n`); r.ExitCode != 2 || !strings.Contains(r.Stdout, "Status: OFF") {
+			t.Errorf("status of an off node: %+v", r)
+		}
+		if r := agent(2, `action=off\nplug=node3\n`); r.ExitCode != 0 || !strings.Contains(r.Stdout, "Already OFF") {
+			t.Errorf("off again: %+v", r)
+		}
+		// A hung switch: the agent gives up at its power_timeout.
+		c.Power().Hang(true)
+		if r := agent(2, `action=on\nplug=node3\npower_timeout=2\n`); r.ExitCode != 1 || !strings.Contains(r.Stderr, "no answer") {
+			t.Errorf("hung switch: %+v", r)
+		}
+		c.Power().Hang(false)
+		// Reboot answers after the off, and the node boots again.
+		if r := agent(2, `action=reboot\nplug=node3\n`); r.ExitCode != 0 {
+			t.Errorf("reboot: %+v", r)
+		}
+		c.Heal()
+		deadline := time.Now().Add(3 * time.Minute)
+		for {
+			if _, err := c.Node(3).RunOK(ctx, "true"); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("node 3 did not come back after the reboot")
+			}
+			time.Sleep(time.Second)
+		}
+		mustPing(ctx, t, c.Node(1), c.Node(3))
+		var offs []int
+		for _, e := range c.Power().Events() {
+			if e.Request.Action == "off" && e.Reply.Status == "ok" {
+				offs = append(offs, e.From)
+			}
+		}
+		if !slices.Equal(offs, []int{1, 2}) {
+			t.Errorf("successful offs came from %v, want [1 2]", offs)
+		}
+	})
+
 	t.Run("FilesInAndOut", func(t *testing.T) {
 		data := []byte("godlm\x00binary\xff\n")
 		if err := c.Node(2).WriteFile(ctx, "/tmp/x/y", data, 0o600); err != nil {
