@@ -148,9 +148,16 @@ func (c *Core) checkCaughtUp() {
 // node without state starts its current term at its incarnation (a
 // start time, in the daemon) rather than at 1: a cluster that starts
 // over counts its terms from beyond any term of its earlier life, and
-// the conflict shows. The cost: a node that restarts without state in
-// a running cluster answers its leader with a larger term, which makes
-// the cluster hold one election at that term.
+// the conflict shows. This assumes incarnations larger than any term
+// the cluster used, which start times in nanoseconds are. It also
+// closes two gaps of amnesia besides votes: the node never takes part
+// in a term it may have voted in before it lost its state, and it never
+// acknowledges entries for a leader elected before (that leader's term
+// is lower, so it steps down instead), which could otherwise let a
+// stale leader commit over entries a later one committed. The cost: a
+// node that restarts without state in a running cluster answers its
+// leader with a larger term, which makes the cluster hold one election
+// at that term.
 
 // divergesFrom says whether the append m conflicts with this node's
 // committed log.
