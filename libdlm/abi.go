@@ -64,6 +64,9 @@ func putReq(b []byte) { reqPool.Put(&b) }
 func (r lockRequest) encode() []byte {
 	b := getReq(uapi.RequestSize + len(r.name))
 	putVersion(b)
+	if r.flags&Notify != 0 {
+		binary.NativeEndian.PutUint32(b[uapi.OffReqVersion+4:], uapi.VersionMinorNotify)
+	}
 	b[uapi.OffReqCmd] = uapi.CmdLock
 	b[uapi.OffReqIs64bit] = 1
 	b[uapi.OffLockMode] = byte(r.mode)

@@ -261,6 +261,10 @@ func TestCheckLock(t *testing.T) {
 		{ModeEX, ForceUnlock, false, false, false},
 		{ModeEX, cancelFlag, false, false, false},
 		{ModeEX, Convert, false, false, false},
+		{ModeEX, Notify, false, false, true},
+		{ModePR, Notify | NoQueue | ValBlk, false, false, true},
+		{ModeEX, Notify | Convert, true, false, false},
+		{ModeEX, Notify | Orphan, false, false, false},
 		{7, 0, false, false, false},
 	}
 	for _, tt := range tests {
@@ -277,5 +281,32 @@ func TestCheckLock(t *testing.T) {
 	}
 	if got := (NoQueue | ValBlk | 0x80000000).String(); got != "NOQUEUE|VALBLK|0x80000000" {
 		t.Errorf("Flags.String = %q", got)
+	}
+}
+
+// A request that uses the NOTIFY flags says device minor 1, so that a
+// kernel without them refuses it; every other request says minor 0, as
+// before, so that unpatched kernels keep accepting them.
+func TestNotifyVersion(t *testing.T) {
+	minor := func(b []byte) uint32 { return binary.NativeEndian.Uint32(b[uapi.OffReqVersion+4:]) }
+	tests := []struct {
+		name string
+		req  []byte
+		want uint32
+	}{
+		{"lock", lockRequest{mode: ModeEX, name: "r"}.encode(), uapi.VersionMinor},
+		{"lock NOTIFY", lockRequest{mode: ModeEX, flags: Notify, name: "r"}.encode(), uapi.VersionMinorNotify},
+		{"lock NOQUEUE|VALBLK", lockRequest{mode: ModeEX, flags: NoQueue | ValBlk, name: "r"}.encode(), uapi.VersionMinor},
+		{"create", lspaceRequest(uapi.CmdCreateLockspace, uint32(LSFlagNewExcl), 0, "ls"), uapi.VersionMinor},
+		{"create NOTIFY", lspaceRequest(uapi.CmdCreateLockspace, uint32(LSFlagNotify), 0, "ls"), uapi.VersionMinorNotify},
+		{"remove", lspaceRequest(uapi.CmdRemoveLockspace, 0, 3, "ls"), uapi.VersionMinor},
+	}
+	got := map[string]uint32{}
+	want := map[string]uint32{}
+	for _, tt := range tests {
+		got[tt.name], want[tt.name] = minor(tt.req), tt.want
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("device minor version (-want +got):\n%s", d)
 	}
 }

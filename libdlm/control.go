@@ -25,6 +25,11 @@ const (
 	// already exists (DLM_LSFL_NEWEXCL); without it an existing
 	// lockspace is simply reused.
 	LSFlagNewExcl LockspaceFlags = 0x8
+	// LSFlagNotify opts the lockspace in to the Notify lock flag
+	// (DLM_LSFL_NOTIFY), which takes effect while every node of the
+	// lockspace has opted in. It needs a kernel with the DLM NOTIFY
+	// patches: on one without them creation fails with ErrNotifySupport.
+	LSFlagNotify LockspaceFlags = 0x10
 )
 
 const removeForceFree = 2 // DLM_USER_LSFLG_FORCEFREE
@@ -78,6 +83,9 @@ func ValidateLockspaceName(name string) error {
 func lspaceRequest(cmd uint8, flags uint32, minor uint32, name string) []byte {
 	b := make([]byte, uapi.RequestSize+len(name))
 	putVersion(b)
+	if cmd == uapi.CmdCreateLockspace && flags&uint32(LSFlagNotify) != 0 {
+		binary.NativeEndian.PutUint32(b[uapi.OffReqVersion+4:], uapi.VersionMinorNotify)
+	}
 	b[uapi.OffReqCmd] = cmd
 	b[uapi.OffReqIs64bit] = 1
 	binary.NativeEndian.PutUint32(b[uapi.OffLspaceFlags:], flags)
@@ -103,6 +111,7 @@ func (c *Control) Create(name string, flags LockspaceFlags) (int, error) {
 	}
 	n, err := rawWrite(c.f, lspaceRequest(uapi.CmdCreateLockspace, uint32(flags), 0, name))
 	if err != nil {
+		err = notifyError(err, flags&LSFlagNotify != 0)
 		return 0, deviceError("create", name, err)
 	}
 	// The write returns the misc minor of the lockspace device.

@@ -438,3 +438,26 @@ func waitFor(t *testing.T, ok func() bool) {
 		}
 	}
 }
+
+// The fake device is a kernel without the NOTIFY patches (device minor
+// 0): a Notify request fails with ErrNotifySupport, not a vague invalid
+// argument, and the lockspace goes on working.
+func TestFakeNotifyUnsupported(t *testing.T) {
+	s := dlmtest.NewLockspace("t")
+	ls, _ := open(t, s)
+	ctx := ctxT(t)
+	if _, err := ls.Lock(ctx, "r", libdlm.ModeEX, libdlm.Notify); !errors.Is(err, libdlm.ErrNotifySupport) {
+		t.Fatalf("Lock with Notify on a kernel without it: %v, want ErrNotifySupport", err)
+	}
+	// A bad combination is refused before the kernel, whatever it knows.
+	if _, err := ls.Lock(ctx, "r", libdlm.ModeEX, libdlm.Notify|libdlm.Orphan); !errors.Is(err, libdlm.ErrInvalidArgument) {
+		t.Fatalf("Lock with Notify|Orphan: %v, want ErrInvalidArgument", err)
+	}
+	l, err := ls.Lock(ctx, "r", libdlm.ModeEX, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Unlock(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+}

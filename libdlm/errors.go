@@ -63,6 +63,20 @@ func statusError(status int32) error {
 }
 
 // writeError maps an error from write(2) on a lockspace device.
+// ErrNotifySupport reports a request with Notify or LSFlagNotify that
+// the running kernel refused because it lacks the DLM NOTIFY patches.
+var ErrNotifySupport = errors.New("the running kernel lacks DLM NOTIFY (lockspace device older than 6.1)")
+
+// notifyError turns the kernel's refusal of a request that said device
+// version 6.1 for the NOTIFY flags into ErrNotifySupport: the arguments
+// were checked before, so EINVAL means an older device.
+func notifyError(err error, notify bool) error {
+	if notify && errors.Is(err, syscall.EINVAL) {
+		return fmt.Errorf("%w (%v)", ErrNotifySupport, err)
+	}
+	return err
+}
+
 func writeError(err error) error {
 	switch {
 	case errors.Is(err, syscall.EAGAIN):

@@ -54,6 +54,14 @@ const (
 	AltCW Flags = 0x10000
 	// ForceUnlock: unlock even while a conversion or request is pending.
 	ForceUnlock Flags = 0x20000
+	// Notify promises that the resource name of a new lock is new: no
+	// node holds or has recently held a lock on it. In a lockspace
+	// created with LSFlagNotify on every node, the first request for the
+	// name is then mastered and granted by this node without first
+	// asking the resource directory. New requests only. It needs a
+	// kernel with the DLM NOTIFY patches: on one without them the request
+	// fails with ErrNotifySupport.
+	Notify Flags = 0x80000
 
 	cancelFlag Flags = 0x2 // LKF_CANCEL: used by Cancel only
 )
@@ -66,7 +74,7 @@ var flagNames = []struct {
 	{QueCvt, "QUECVT"}, {IVValBlk, "IVVALBLK"}, {ConvDeadlk, "CONVDEADLK"}, {Persistent, "PERSISTENT"},
 	{NoDlckWt, "NODLCKWT"}, {NoDlckBlk, "NODLCKBLK"}, {Expedite, "EXPEDITE"}, {NoQueueBast, "NOQUEUEBAST"},
 	{HeadQue, "HEADQUE"}, {NoOrder, "NOORDER"}, {Orphan, "ORPHAN"}, {AltPR, "ALTPR"}, {AltCW, "ALTCW"},
-	{ForceUnlock, "FORCEUNLOCK"},
+	{ForceUnlock, "FORCEUNLOCK"}, {Notify, "NOTIFY"},
 }
 
 // String lists the flags' names, joined by "|".
@@ -88,7 +96,7 @@ func (f Flags) String() string {
 }
 
 const lockFlags = NoQueue | Convert | ValBlk | QueCvt | IVValBlk | ConvDeadlk | Persistent | NoDlckWt |
-	NoDlckBlk | Expedite | NoQueueBast | HeadQue | NoOrder | Orphan | AltPR | AltCW
+	NoDlckBlk | Expedite | NoQueueBast | HeadQue | NoOrder | Orphan | AltPR | AltCW | Notify
 
 const unlockFlags = ValBlk | IVValBlk | ForceUnlock
 
@@ -116,6 +124,9 @@ func checkLock(mode Mode, f Flags, convert, hasLVB bool) error {
 	}
 	if f&Expedite != 0 && (convert || mode != ModeNL || f&(QueCvt|NoQueue) != 0) {
 		return bad("EXPEDITE is only for new NL requests without QUECVT or NOQUEUE")
+	}
+	if f&Notify != 0 && (convert || f&Orphan != 0) {
+		return bad("NOTIFY is for new requests only, not conversions or ORPHAN")
 	}
 	if f&ValBlk != 0 && convert && !hasLVB {
 		return bad("VALBLK on a lock that was requested without a value block")

@@ -190,6 +190,11 @@ func (ls *Lockspace) lock(name string, mode Mode, flags Flags, sync bool, done f
 	lkid, err := ls.write(b)
 	if err != nil {
 		ls.forget(l)
+		if flags&Notify != 0 {
+			if nerr := notifyError(err, true); nerr != err {
+				return nil, &OpError{Op: "lock", Resource: name, Err: nerr}
+			}
+		}
 		return nil, &OpError{Op: "lock", Resource: name, Err: writeError(err)}
 	}
 	l.mu.Lock()

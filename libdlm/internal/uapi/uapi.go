@@ -11,6 +11,9 @@ const (
 	VersionMajor = 6
 	VersionMinor = 0
 	VersionPatch = 2
+	// VersionMinorNotify is the minor a request using the NOTIFY flags
+	// says: a kernel that predates them (minor 0) refuses it.
+	VersionMinorNotify = 1
 )
 
 // Device commands (dlm_write_request.cmd).
