@@ -8,7 +8,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # The VM tests boot real kernels under emulation; give them room.
 TEST_TIMEOUT ?= 40m
 
-.PHONY: all build prereqs test unit lint fuzz demo bench clean kmods kernel-check
+.PHONY: all build prereqs test unit lint fuzz demo bench clean kmods kernel-check test-notify
 
 all: build
 
@@ -33,6 +33,7 @@ lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags vmtest ./libdlm/
+	$(GO) vet -tags vmnotify ./tests/vm/
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) run $(STATICCHECK) -tags vmtest ./libdlm/
 	@# libdlm and the dlm_tool client build everywhere (ErrUnsupported off Linux).
@@ -81,6 +82,10 @@ bench: prereqs
 ## kmods: the patched DLM, GFS2 and OCFS2 modules for the guest kernel (cached)
 kmods: prereqs
 	kernel/build.sh
+
+## test-notify: the NOTIFY series on 3 VMs with the patched modules (not yet in make test)
+test-notify: prereqs
+	$(GO) test -tags vmnotify -count=1 -timeout $(TEST_TIMEOUT) -run TestNotifyThreeNodes -v ./tests/vm/
 
 ## kernel-check: the series applies, every prefix builds, checkpatch --strict is clean
 kernel-check: prereqs

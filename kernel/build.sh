@@ -72,6 +72,18 @@ if [ $stock -eq 0 ]; then
 	fi
 fi
 
+# Snapshot the patches, so that the key names exactly what is built even
+# if the series changes meanwhile.
+snap=$(mktemp -d "$cache/kpatches-XXXXXX")
+work=
+trap 'rm -rf "$snap" ${work:+"$work"}' EXIT
+snapped=()
+for p in "${patches[@]}"; do
+	cp "$p" "$snap/"
+	snapped+=("$snap/$(basename "$p")")
+done
+patches=("${snapped[@]}")
+
 key=$( {
 	echo "$release $version $src_sha256"
 	cat "$0"
@@ -122,7 +134,6 @@ fi
 # ../../../fs/dlm/dlm_internal.h, so fs/ and include/ stay side by side
 # and include/ comes before the headers tree (NOSTDINC_FLAGS).
 work=$(mktemp -d "$cache/kbuild-XXXXXX")
-trap 'rm -rf "$work"' EXIT
 cp -a "$src/fs" "$src/include" "$src/Documentation" "$src/MAINTAINERS" "$work/"
 for p in "${patches[@]}"; do
 	if ! patch -d "$work" -p1 --batch --forward --quiet <"$p" >&2; then
