@@ -352,13 +352,19 @@ func (c *Core) Tick() {
 		return
 	}
 	c.ticks++
-	c.rn.Tick()
 	for id := range c.silence {
 		c.silence[id]++
 		c.heardAgo[id]++
 	}
+	if c.saveErr != nil {
+		// Stuck on a write: the consensus stands still (no timers, no
+		// messages taken, see Step) so that nothing piles up for it to
+		// send once the write succeeds.
+		c.retrySave()
+		return
+	}
+	c.rn.Tick()
 	c.detectFailures()
-	c.retrySave()
 	c.pump()
 }
 
@@ -370,6 +376,9 @@ func (c *Core) Step(m *raftpb.Message) (err error) {
 	defer c.guard()
 	if c.fatal != nil {
 		return c.fatal
+	}
+	if c.saveErr != nil {
+		return fmt.Errorf("%s from %d dropped: this node cannot write its state: %w", m.GetType(), m.GetFrom(), c.saveErr)
 	}
 	if m.GetType() == raftpb.MsgApp && c.voters[m.GetFrom()] && m.GetTo() == c.self && c.divergesFrom(m) {
 		if err := c.startOver(m); err != nil {

@@ -155,10 +155,23 @@ func TestDiskFull(t *testing.T) {
 				t.Errorf("%d write attempts while full, want 3 to 12", disk.attempts)
 			}
 
+			// Nothing piled up meanwhile: the node does not send a
+			// backlog of every tick it was stuck for.
+			perTick := map[int]int{}
+			tn.record = func(m *raftpb.Message) {
+				if int(m.GetFrom()) == id {
+					perTick[tn.ticks]++
+				}
+			}
 			disk.setFull(false)
 			tn.runUntil("node back", 400, func() bool { return tn.formed(tn.ids...) })
 			tn.settle()
 			tn.sameState()
+			for tick, k := range perTick {
+				if k > 20 {
+					t.Errorf("node %d sent %d messages in tick %d after it could write again", id, k, tick)
+				}
+			}
 			if err := n.core.Process().Err; err != nil {
 				t.Errorf("node %d failed: %v", id, err)
 			}

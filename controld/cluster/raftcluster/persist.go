@@ -68,7 +68,8 @@ func (p *MemoryPersister) Save(st *PersistentState) error {
 // restart would forget. So the Core holds the Ready whose write failed
 // (its messages unsent, the consensus not advanced), takes no further
 // Ready, reports itself not quorate (the daemon stops its lockspaces),
-// and retries the write, first on the next tick and then after twice
+// stands still (the consensus is not ticked, messages from the network
+// are dropped: the others see a silent node), and retries the write, first on the next tick and then after twice
 // the previous wait, up to maxSaveBackoff ticks. The first write that
 // succeeds releases the held Ready, without its messages: they are as
 // old as the failure, and the consensus sends again what is still
