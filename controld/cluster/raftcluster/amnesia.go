@@ -23,9 +23,11 @@ import (
 // amnesiac node grants no vote and no pre-vote until it caught up with
 // the cluster. It still acknowledges entries (what it acknowledges now
 // it has persisted) and may campaign (it cannot win with an empty log
-// against nodes that remember). It caught up when it applied, from a
-// leader of its current term, an entry of that term: a leader's entries
-// of its own term commit only after every entry committed before, and
+// against nodes that remember). It caught up when, following a leader,
+// it knows committed an entry of that leader's term, which is its own
+// current term: a leader's entries of its own term commit only after
+// every entry committed before, the node's log matches the leader's up
+// to that entry, and
 // that leader was elected by voters that are not amnesiac (or by the
 // fresh-cluster rule below), so the node's log then holds every
 // committed entry and its votes are as good as anyone's. The mark is
