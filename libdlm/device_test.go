@@ -461,3 +461,32 @@ func TestFakeNotifyUnsupported(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// LSFlagNotify is a lockspace flag NewLockspace accepts: it reaches the
+// kernel (here a root without a control device, so opening that fails)
+// instead of being refused as an invalid argument; unknown flags are.
+func TestNewLockspaceFlags(t *testing.T) {
+	root := t.TempDir()
+	tests := []struct {
+		name    string
+		flags   libdlm.LockspaceFlags
+		invalid bool
+	}{
+		{"none", 0, false},
+		{"NEWEXCL", libdlm.LSFlagNewExcl, false},
+		{"NOTIFY", libdlm.LSFlagNotify, false},
+		{"NOTIFY|NEWEXCL", libdlm.LSFlagNotify | libdlm.LSFlagNewExcl, false},
+		{"unknown", 0x40, true},
+	}
+	got, want := map[string]bool{}, map[string]bool{}
+	for _, tt := range tests {
+		_, err := libdlm.NewLockspace("t", libdlm.WithRoot(root), libdlm.WithLockspaceFlags(tt.flags))
+		if err == nil {
+			t.Fatalf("%s: NewLockspace without a control device succeeded", tt.name)
+		}
+		got[tt.name], want[tt.name] = errors.Is(err, libdlm.ErrInvalidArgument), tt.invalid
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("refused as invalid argument (-want +got):\n%s", d)
+	}
+}

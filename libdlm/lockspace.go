@@ -86,7 +86,8 @@ func WithPermissions(mode os.FileMode) LockspaceOption {
 	return func(o *lsOptions) { o.mode = mode.Perm() }
 }
 
-// WithLockspaceFlags sets creation flags (LSFlagNewExcl, LSFlagFS).
+// WithLockspaceFlags sets creation flags (LSFlagNewExcl, LSFlagFS,
+// LSFlagNotify).
 func WithLockspaceFlags(f LockspaceFlags) LockspaceOption {
 	return func(o *lsOptions) { o.flags = f }
 }
@@ -117,7 +118,7 @@ func NewLockspace(name string, opts ...LockspaceOption) (*Lockspace, error) {
 	if o.lvb != LVBLen {
 		return nil, fmt.Errorf("libdlm: %w: value blocks of userspace lockspaces are %d bytes, not %d", ErrInvalidArgument, LVBLen, o.lvb)
 	}
-	if o.flags&^(LSFlagFS|LSFlagNewExcl) != 0 {
+	if o.flags&^(LSFlagFS|LSFlagNewExcl|LSFlagNotify) != 0 {
 		return nil, fmt.Errorf("libdlm: %w: lockspace flags %#x", ErrInvalidArgument, uint32(o.flags))
 	}
 	if err := ValidateLockspaceName(name); err != nil {
