@@ -461,3 +461,35 @@ func (d *decoder) text() string {
 	}
 	return s
 }
+
+// Check validates a state decoded from a snapshot, and makes its maps.
+func (s *State) Check() error {
+	if s.Pending == nil {
+		s.Pending = map[int]*Record{}
+	}
+	if s.Done == nil {
+		s.Done = map[int]Outcome{}
+	}
+	if !slices.IsSortedFunc(s.Members, func(a, b cluster.Member) int { return a.ID - b.ID }) {
+		return fmt.Errorf("fence state: members %v are not sorted", s.Members)
+	}
+	for _, m := range s.Members {
+		if m.ID <= 0 {
+			return fmt.Errorf("fence state: member id %d is not positive", m.ID)
+		}
+	}
+	for id, r := range s.Pending {
+		if r == nil || r.Node != id || id <= 0 {
+			return fmt.Errorf("fence state: pending entry %d does not match its node", id)
+		}
+		if r.Reason != ReasonFailed && r.Reason != ReasonStartup {
+			return fmt.Errorf("fence state: node %d: unknown reason %d", id, r.Reason)
+		}
+	}
+	for id, o := range s.Done {
+		if o.Node != id || id <= 0 {
+			return fmt.Errorf("fence state: outcome %d does not match its node", id)
+		}
+	}
+	return nil
+}

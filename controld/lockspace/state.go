@@ -79,6 +79,12 @@ type State struct {
 	Rejected uint64 `json:"rejected,omitempty"`
 	// LastChange is the number of the last change of any lockspace.
 	LastChange uint64 `json:"last_change"`
+
+	// Unfenced, when set, reports whether a node that failed must still
+	// be fenced: a change that removed a failed node completes only once
+	// it is not (see Recheck). It must read replicated state only, so
+	// every node decides alike.
+	Unfenced func(node int) bool `json:"-"`
 }
 
 // NewState returns an empty state.
@@ -155,21 +161,52 @@ func (st *State) applyMsg(from int, m Msg) {
 			return
 		}
 		sp.Stopped = insert(sp.Stopped, from)
-		if len(sp.Waiting()) == 0 {
-			sp.Started = sp.Change
-			sp.StartedMembers = slices.Clone(sp.Members)
-			sp.Renew = nil
-			for _, r := range sp.Removed {
-				if slices.Contains(sp.Members, r) {
-					sp.Renew = append(sp.Renew, r)
-				}
-			}
-			sp.Removed, sp.Failed, sp.Stopped = nil, nil, nil
-		}
+		st.complete(sp)
 	case KindResync:
 		if sp != nil && slices.Contains(sp.Members, from) {
 			st.newChange(sp)
 		}
+	}
+}
+
+// complete ends sp's change once every member stopped for it and no
+// node that failed since the last start still needs fencing.
+func (st *State) complete(sp *Space) {
+	if sp.Complete() || len(sp.Waiting()) > 0 || len(st.WaitingFence(sp)) > 0 {
+		return
+	}
+	sp.Started = sp.Change
+	sp.StartedMembers = slices.Clone(sp.Members)
+	sp.Renew = nil
+	for _, r := range sp.Removed {
+		if slices.Contains(sp.Members, r) {
+			sp.Renew = append(sp.Renew, r)
+		}
+	}
+	sp.Removed, sp.Failed, sp.Stopped = nil, nil, nil
+}
+
+// WaitingFence lists the nodes that failed since sp's last start and
+// must still be fenced before it starts again.
+func (st *State) WaitingFence(sp *Space) []int {
+	if st.Unfenced == nil {
+		return nil
+	}
+	var out []int
+	for _, n := range sp.Failed {
+		if st.Unfenced(n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Recheck completes the changes that waited only for fencing, after
+// the fence state changed; seq is the position of that change.
+func (st *State) Recheck(seq uint64) {
+	st.Seq = seq
+	for _, name := range st.names() {
+		st.complete(st.Spaces[name])
 	}
 }
 
@@ -213,6 +250,7 @@ func (st *State) Restore(data []byte) error {
 	if err := n.check(); err != nil {
 		return fmt.Errorf("lockspace state snapshot: %w", err)
 	}
+	n.Unfenced = st.Unfenced // the link to the fence state is not in snapshots
 	*st = n
 	return nil
 }
@@ -255,7 +293,7 @@ func (st *State) check() error {
 
 // Clone returns a deep copy.
 func (st *State) Clone() *State {
-	c := &State{Seq: st.Seq, Rejected: st.Rejected, LastChange: st.LastChange, Members: map[int]uint64{}, Spaces: map[string]*Space{}}
+	c := &State{Seq: st.Seq, Rejected: st.Rejected, LastChange: st.LastChange, Members: map[int]uint64{}, Spaces: map[string]*Space{}, Unfenced: st.Unfenced}
 	for k, v := range st.Members {
 		c.Members[k] = v
 	}
