@@ -199,12 +199,12 @@ func (e *Engine) Event(ev cluster.Event) []Action {
 
 // follow tracks this node's incarnation through the members of the
 // ordered state; reconcile calls it first, so whatever the engine is
-// handling, it acts as the incarnation the state shows. An admitted incarnation
-// that is no longer a member was declared failed (a snapshot may have
-// skipped the view saying so): its lockspaces are expelled. A later
-// incarnation of this node in the state is the one the cluster layer
-// rejoined as, after an expulsion or at start-up: messages are made
-// with it from then on.
+// handling, it acts as the incarnation the state shows. An admitted
+// incarnation that is no longer a member was declared failed (a
+// snapshot may have skipped the view saying so): its lockspaces are
+// expelled. A later incarnation of this node in the state is the one
+// the cluster layer rejoined as, after an expulsion or at start-up:
+// messages are made with it from then on.
 func (e *Engine) follow() []Action {
 	var acts []Action
 	inc, ok := e.st.Members[e.cfg.Self]
