@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/godlm/godlm/controld/fence"
 )
 
 // DefaultConfigPath is where dlm_controld reads its configuration.
@@ -56,10 +58,10 @@ var optDefs = []optDef{
 	{"drop_resources_time", 't', kindInt, "10000", "accepted for compatibility"},
 	{"drop_resources_count", 'c', kindInt, "10", "accepted for compatibility"},
 	{"drop_resources_age", 'a', kindInt, "10000", "accepted for compatibility"},
-	{"post_join_delay", 'j', kindInt, "30", "accepted for compatibility"},
-	{"enable_fencing", 'f', kindBool, "1", "fence failed nodes (not implemented yet)"},
+	{"post_join_delay", 'j', kindInt, "30", "seconds after the cluster first becomes quorate before nodes that have not joined are fenced (startup fencing)"},
+	{"enable_fencing", 'f', kindBool, "1", "fence a failed node before its locks are recovered; 0 recovers at once (unsafe with a shared disk)"},
 	{"enable_concurrent_fencing", 0, kindBool, "0", "accepted for compatibility"},
-	{"enable_startup_fencing", 's', kindBool, "1", "accepted for compatibility"},
+	{"enable_startup_fencing", 's', kindBool, "1", "fence the configured nodes that have not joined post_join_delay after the cluster first becomes quorate"},
 	{"repeat_failed_fencing", 0, kindBool, "1", "accepted for compatibility"},
 	{"enable_quorum_fencing", 'q', kindBool, "1", "accepted for compatibility"},
 	{"enable_quorum_lockspace", 0, kindBool, "1", "accepted for compatibility"},
@@ -71,6 +73,7 @@ var optDefs = []optDef{
 	{"cluster_timeout", 0, kindInt, "1000", "milliseconds of silence before a node is declared failed (godlm)"},
 	{"cluster_state_dir", 0, kindStr, "/var/lib/dlm_controld", "where the daemon keeps its cluster vote and log (godlm)"},
 	{"join_timeout", 0, kindInt, "60", "seconds a lockspace join may wait for quorum and members (godlm)"},
+	{"fence_agent_timeout", 0, kindInt, "60", "seconds a fence agent may run before its process group is killed and the attempt counts as failed (godlm)"},
 }
 
 func findOpt(name string) *optDef {
@@ -114,14 +117,15 @@ type Config struct {
 	Nodes []Node
 	// Lockspaces holds per-lockspace settings, by name.
 	Lockspaces map[string]*LockspaceConf
-	// Fence holds the fencing lines (device, connect, unfence,
-	// fence_all, unfence_all), kept for the fencing work to come.
-	Fence []string
+	// Fencing is the fence configuration: the device, connect,
+	// unfence, fence_all and unfence_all lines.
+	Fencing *fence.Config
 }
 
 // NewConfig returns the defaults.
 func NewConfig() *Config {
-	c := &Config{values: map[string]string{}, source: map[string]string{}, Lockspaces: map[string]*LockspaceConf{}}
+	c := &Config{values: map[string]string{}, source: map[string]string{}, Lockspaces: map[string]*LockspaceConf{},
+		Fencing: &fence.Config{File: "dlm.conf"}}
 	for _, d := range optDefs {
 		c.values[d.name] = d.def
 	}
@@ -226,11 +230,18 @@ func (c *Config) ReadFile(path string) error {
 // are reported, not just the first.
 func (c *Config) Parse(r io.Reader, name string) error {
 	var errs []error
+	// The fence lines are read as a whole afterwards: a device section
+	// ends at a blank line or any other line.
+	var lines []fence.Line
 	s := bufio.NewScanner(r)
 	s.Buffer(make([]byte, 0, 4096), 1<<20)
 	for ln := 1; s.Scan(); ln++ {
 		line := strings.TrimSpace(s.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		lines = append(lines, fence.Line{Num: ln, Text: line})
+		if line == "" {
 			continue
 		}
 		if err := c.parseLine(line); err != nil {
@@ -240,10 +251,33 @@ func (c *Config) Parse(r io.Reader, name string) error {
 	if err := s.Err(); err != nil {
 		errs = append(errs, fmt.Errorf("%s: %w", name, err))
 	}
+	fc, err := fence.Parse(name, lines)
+	if err != nil {
+		errs = append(errs, err)
+	} else {
+		c.Fencing = fc
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrConfig, errors.Join(errs...))
 	}
-	return c.checkNodes()
+	if err := c.checkNodes(); err != nil {
+		return err
+	}
+	if len(c.Nodes) > 0 {
+		if err := c.Fencing.Check(c.NodeIDs()); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+	}
+	return nil
+}
+
+// NodeIDs lists the configured nodes' ids, in file order.
+func (c *Config) NodeIDs() []int {
+	ids := make([]int, 0, len(c.Nodes))
+	for _, n := range c.Nodes {
+		ids = append(ids, n.ID)
+	}
+	return ids
 }
 
 func (c *Config) parseLine(line string) error {
@@ -257,8 +291,7 @@ func (c *Config) parseLine(line string) error {
 	case "lockspace", "master":
 		return c.parseLockspace(word, strings.Fields(line)[1:])
 	case "device", "connect", "unfence", "fence_all", "unfence_all":
-		c.Fence = append(c.Fence, line)
-		return nil
+		return nil // read with the whole file by fence.Parse
 	}
 	key, value, ok := strings.Cut(line, "=")
 	if !ok {

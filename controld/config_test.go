@@ -42,8 +42,8 @@ connect foo node=1 port=1
 	if !c.Lockspaces["gfs0"].Nodir || c.Weight("gfs0", 1) != 2 || c.Weight("gfs0", 2) != 0 || c.Weight("other", 2) != 1 {
 		t.Errorf("lockspace config %+v", c.Lockspaces["gfs0"])
 	}
-	if len(c.Fence) != 2 {
-		t.Errorf("fence lines %q", c.Fence)
+	if m := c.Fencing.Methods(1); len(m) != 1 || m[0][0].Agent != "fence_foo" || len(c.Fencing.Methods(2)) != 0 {
+		t.Errorf("fence methods %+v", m)
 	}
 }
 

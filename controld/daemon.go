@@ -16,6 +16,7 @@ import (
 
 	"github.com/godlm/godlm/configfs"
 	"github.com/godlm/godlm/controld/cluster"
+	"github.com/godlm/godlm/controld/fence"
 	"github.com/godlm/godlm/controld/lockspace"
 	"github.com/godlm/godlm/libdlm"
 )
@@ -120,9 +121,12 @@ type Daemon struct {
 	// mu guards the replicated state (applied by the cluster layer's
 	// goroutine), the engine that reads it, and the join records.
 	mu    sync.Mutex
-	st    *lockspace.State
+	rep   *Replicated
 	eng   *lockspace.Engine
 	joins map[string]*joinInfo
+
+	// Fencing (fencing.go).
+	fencing fencingState
 
 	sendMu   sync.Mutex
 	sendCond *sync.Cond
@@ -168,7 +172,7 @@ func New(cfg *Config, o Options) (*Daemon, error) {
 	d := &Daemon{
 		cfg: cfg, k: o.Kernel, log: o.Logger, ring: o.Ring, uevents: o.Uevents,
 		openControl: o.OpenControl, newCluster: o.Cluster, bind: o.Bind, started: time.Now(),
-		st: lockspace.NewState(), joins: map[string]*joinInfo{},
+		rep: NewReplicated(), joins: map[string]*joinInfo{},
 	}
 	d.sendCond = sync.NewCond(&d.sendMu)
 	d.sendCtx, d.sendCancel = context.WithCancel(context.Background())
@@ -196,6 +200,7 @@ func New(cfg *Config, o Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.nodeID = id
+	d.checkFencing()
 	return d, nil
 }
 
@@ -351,7 +356,8 @@ func (d *Daemon) startCluster() error {
 	d.mu.Lock()
 	d.cl = cl
 	d.eng = lockspace.NewEngine(lockspace.Config{Self: d.nodeID, Incarnation: self.Incarnation,
-		JoinTimeout: time.Duration(d.cfg.Int("join_timeout")) * time.Second}, d.st)
+		JoinTimeout: time.Duration(d.cfg.Int("join_timeout")) * time.Second}, d.rep.Lockspaces)
+	d.startFencing(len(d.existing) == 0)
 	var acts []lockspace.Action
 	for _, ls := range d.existing {
 		acts = append(acts, d.adopt(ls)...)
@@ -370,19 +376,19 @@ type lockedState struct{ d *Daemon }
 func (l lockedState) Apply(e cluster.Event) {
 	l.d.mu.Lock()
 	defer l.d.mu.Unlock()
-	l.d.st.Apply(e)
+	l.d.rep.Apply(e)
 }
 
 func (l lockedState) Snapshot() ([]byte, error) {
 	l.d.mu.Lock()
 	defer l.d.mu.Unlock()
-	return l.d.st.Snapshot()
+	return l.d.rep.Snapshot()
 }
 
 func (l lockedState) Restore(data []byte) error {
 	l.d.mu.Lock()
 	defer l.d.mu.Unlock()
-	return l.d.st.Restore(data)
+	return l.d.rep.Restore(data)
 }
 
 // node returns the configuration of node id.
@@ -610,6 +616,11 @@ func (d *Daemon) handle(ev configfs.Event, t0 time.Time) {
 	switch ev.Kind {
 	case configfs.EventOnline:
 		d.log.Debug("uevent online", "lockspace", ev.Lockspace, "seqnum", ev.Seqnum)
+		if why := d.fencing.problem; why != "" {
+			d.log.Error("join refused: "+why, "lockspace", ev.Lockspace)
+			acts = []lockspace.Action{lockspace.EventDone{Lockspace: ev.Lockspace, Result: -1, Reason: why}}
+			break
+		}
 		d.joins[ev.Lockspace] = &joinInfo{start: t0}
 		acts = d.eng.Online(ev.Lockspace, t0)
 	case configfs.EventOffline:
@@ -640,7 +651,9 @@ func (d *Daemon) clusterEvent(ev cluster.Event) {
 	case *cluster.Restored:
 		d.log.Info("cluster state restored from a snapshot", "seq", ev.Seq, "members", ev.Members)
 	case *cluster.Message:
-		if m, err := lockspace.Decode(ev.Data); err != nil {
+		if len(ev.Data) > 0 && ev.Data[0] == fence.MsgTag {
+			d.logFenceMsg(ev)
+		} else if m, err := lockspace.Decode(ev.Data); err != nil {
 			d.log.Warn("ignored a cluster message", "from", ev.From, "err", err)
 		} else {
 			d.log.Debug("cluster message", "seq", ev.Seq, "from", ev.From, "msg", m.String())
@@ -648,6 +661,7 @@ func (d *Daemon) clusterEvent(ev cluster.Event) {
 	}
 	d.mu.Lock()
 	acts := d.eng.Event(ev)
+	d.afterEvent(ev)
 	d.mu.Unlock()
 	d.execute(acts)
 }
@@ -703,6 +717,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		case now := <-tick.C:
 			d.mu.Lock()
 			acts := d.eng.Tick(now)
+			d.fenceTick(now)
 			d.mu.Unlock()
 			d.execute(acts)
 		}
@@ -743,7 +758,7 @@ func (d *Daemon) Snapshot() []Lockspace {
 // describe is a lockspace as the query socket shows it. d.mu is held.
 func (d *Daemon) describe(l lockspace.Local) Lockspace {
 	out := Lockspace{Name: l.Name, GlobalID: configfs.GlobalID(l.Name), Seq: uint32(l.StartedFor)}
-	if sp := d.st.Spaces[l.Name]; sp != nil {
+	if sp := d.rep.Lockspaces.Spaces[l.Name]; sp != nil {
 		out.Members = slices.Clone(sp.StartedMembers)
 		out.Change = sp.Change
 		if !sp.Complete() {
@@ -782,6 +797,9 @@ func (d *Daemon) Close() error {
 	d.sendCond.Broadcast()
 	d.sendMu.Unlock()
 	d.sendCancel()
+	if d.fencing.fencer != nil {
+		d.fencing.fencer.Close() // kills the agents this node runs
+	}
 	if d.cl != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		if err := d.cl.Close(ctx); err != nil {

@@ -131,7 +131,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 
 // A cluster of two configured nodes, of which the loopback cluster
 // only ever shows this one.
-const oneNode = "cluster_name=test\nnode id=1 addr=10.0.0.1\nnode id=2 addr=10.0.0.2\n"
+const oneNode = "cluster_name=test\nenable_fencing=0\nnode id=1 addr=10.0.0.1\nnode id=2 addr=10.0.0.2\n"
 
 // soloNode is a one-node cluster, which may adopt lockspaces.
 const soloNode = "cluster_name=test\nnode id=1 addr=10.0.0.1\n"
@@ -198,7 +198,7 @@ func TestJoinFailureAnswersNegative(t *testing.T) {
 	eventually(t, "the leave", func() bool {
 		d.mu.Lock()
 		defer d.mu.Unlock()
-		return d.st.Spaces["bad"] == nil
+		return d.rep.Lockspaces.Spaces["bad"] == nil
 	})
 	if len(d.Active()) != 0 {
 		t.Errorf("failed lockspace kept: %v", d.Active())

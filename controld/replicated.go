@@ -12,8 +12,10 @@ import (
 // Replicated is the daemon's replicated state: what the cluster layer
 // applies on every node in the same order. It holds the lockspaces'
 // changes and the fencing of failed nodes, which gates them: a change
-// that removed a failed node completes only once that node is fenced.
-// It is not safe for concurrent use; the daemon guards it.
+// that removed a failed node completes only once that node is fenced,
+// and no change completes before the cluster's startup check, nor while
+// a node that check found absent is not fenced. It is not safe for
+// concurrent use; the daemon guards it.
 type Replicated struct {
 	Lockspaces *lockspace.State
 	Fence      *fence.State
@@ -29,6 +31,7 @@ func NewReplicated() *Replicated {
 func (r *Replicated) link() {
 	f := r.Fence
 	r.Lockspaces.Unfenced = func(node int) bool { return f.Blocks(node) }
+	r.Lockspaces.Held = func() bool { return !f.StartupChecked || f.StartupPending() }
 }
 
 // Apply applies one ordered event. A view goes to both parts, the fence

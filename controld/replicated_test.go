@@ -38,6 +38,19 @@ func TestRecoveryWaitsForFencing(t *testing.T) {
 		msg(from, lockspace.Msg{Kind: lockspace.KindStopped, Lockspace: "gfs0", Change: sp.Change, Incarnation: member(from).Incarnation}.Encode())
 	}
 	view([]int{1, 2, 3})
+	msg(1, []byte("not a message")) // counted by the lockspace state, nothing more
+	msg(1, lockspace.Msg{Kind: lockspace.KindJoin, Lockspace: "early", Incarnation: 10}.Encode())
+	stoppedIn := func(ls string, from int) {
+		msg(from, lockspace.Msg{Kind: lockspace.KindStopped, Lockspace: ls, Change: r.Lockspaces.Spaces[ls].Change, Incarnation: member(from).Incarnation}.Encode())
+	}
+	stoppedIn("early", 1)
+	if r.Lockspaces.Spaces["early"].Complete() {
+		t.Fatal("a lockspace started before the startup check")
+	}
+	msg(1, fence.Msg{Kind: fence.KindStartup, Nodes: []int{1, 2, 3}}.Encode())
+	if !r.Lockspaces.Spaces["early"].Complete() {
+		t.Fatal("the startup check did not release the waiting change")
+	}
 	for _, n := range []int{1, 2, 3} {
 		msg(n, lockspace.Msg{Kind: lockspace.KindJoin, Lockspace: "gfs0", Incarnation: member(n).Incarnation}.Encode())
 		for _, m := range r.Lockspaces.Spaces["gfs0"].Members {

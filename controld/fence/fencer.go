@@ -27,6 +27,7 @@ type Fencer struct {
 	send   func(context.Context, Msg) error
 	clock  clock.Clock
 	log    *slog.Logger
+	off    bool
 
 	mu       sync.Mutex
 	runs     map[int]*run // by victim
@@ -57,6 +58,10 @@ type FencerConfig struct {
 	Send  func(context.Context, Msg) error
 	Clock clock.Clock
 	Log   *slog.Logger
+	// Disabled (enable_fencing=0): as the actor, count the node as
+	// fenced at once (an ack) instead of running agents. Unsafe with a
+	// shared disk; for clusters without one.
+	Disabled bool
 }
 
 // NewFencer returns a Fencer; Update drives it.
@@ -67,7 +72,7 @@ func NewFencer(c FencerConfig) *Fencer {
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Fencer{self: c.Self, cfg: c.Config, runner: c.Runner, send: c.Send, clock: c.Clock, log: c.Log,
+	return &Fencer{self: c.Self, cfg: c.Config, runner: c.Runner, send: c.Send, clock: c.Clock, log: c.Log, off: c.Disabled,
 		runs: map[int]*run{}, failTime: map[failure]time.Time{}}
 }
 
@@ -155,6 +160,11 @@ func (f *Fencer) Close() {
 // succeeds.
 func (f *Fencer) fence(ctx context.Context, r *run, rec Record, failTime time.Time) {
 	log := f.log.With("node", rec.Node, "reason", rec.Reason.String(), "fail_seq", rec.FailSeq)
+	if f.off {
+		log.Warn("fencing is disabled (enable_fencing=0): counting the node as fenced without fencing it")
+		f.final(ctx, r, log, Msg{Kind: KindAck, Node: rec.Node})
+		return
+	}
 	if d := Backoff(rec.Attempts); d > 0 {
 		log.Info("fencing again after failed attempts", "attempts", rec.Attempts, "wait", d)
 		select {

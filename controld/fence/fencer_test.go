@@ -285,3 +285,17 @@ func TestBackoff(t *testing.T) {
 		t.Errorf("backoff (-want +got):\n%s", diff)
 	}
 }
+
+// TestDisabled: with fencing off the actor acks at once, running no
+// agent.
+func TestDisabled(t *testing.T) {
+	w := newWorld(t, labConfig, 1, 2, 3)
+	for _, f := range w.fencers {
+		f.off = true
+	}
+	w.kill(3)
+	w.until("node 3 counted fenced", func() bool { return !w.st.Blocks(3) })
+	if o := w.st.Done[3]; o.How != HowAcked || o.By != 1 || len(w.agents.calls()) != 0 {
+		t.Errorf("outcome %+v, agent runs %v", o, w.agents.calls())
+	}
+}

@@ -129,6 +129,18 @@ func NewState() *State {
 // start without it while it does.
 func (s *State) Blocks(node int) bool { return s.Pending[node] != nil }
 
+// StartupPending reports whether a node found absent by the startup
+// check still needs fencing: it may hold any lockspace's locks, so none
+// may start until it is fenced.
+func (s *State) StartupPending() bool {
+	for _, r := range s.Pending {
+		if r.Reason == ReasonStartup {
+			return true
+		}
+	}
+	return false
+}
+
 // Actor returns who fences node now: the lowest-id member that is not
 // the node itself and has not given up in this round; 0 when no member
 // can (node is not pending, or every member gave up: the round then

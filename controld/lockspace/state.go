@@ -85,6 +85,10 @@ type State struct {
 	// it is not (see Recheck). It must read replicated state only, so
 	// every node decides alike.
 	Unfenced func(node int) bool `json:"-"`
+	// Held, when set and true, keeps every change from completing (the
+	// cluster's startup fencing has not been decided yet). Replicated
+	// state only, as Unfenced.
+	Held func() bool `json:"-"`
 }
 
 // NewState returns an empty state.
@@ -172,7 +176,7 @@ func (st *State) applyMsg(from int, m Msg) {
 // complete ends sp's change once every member stopped for it and no
 // node that failed since the last start still needs fencing.
 func (st *State) complete(sp *Space) {
-	if sp.Complete() || len(sp.Waiting()) > 0 || len(st.WaitingFence(sp)) > 0 {
+	if sp.Complete() || len(sp.Waiting()) > 0 || len(st.WaitingFence(sp)) > 0 || st.Held != nil && st.Held() {
 		return
 	}
 	sp.Started = sp.Change
@@ -250,7 +254,7 @@ func (st *State) Restore(data []byte) error {
 	if err := n.check(); err != nil {
 		return fmt.Errorf("lockspace state snapshot: %w", err)
 	}
-	n.Unfenced = st.Unfenced // the link to the fence state is not in snapshots
+	n.Unfenced, n.Held = st.Unfenced, st.Held // the links to the fence state are not in snapshots
 	*st = n
 	return nil
 }
@@ -293,7 +297,7 @@ func (st *State) check() error {
 
 // Clone returns a deep copy.
 func (st *State) Clone() *State {
-	c := &State{Seq: st.Seq, Rejected: st.Rejected, LastChange: st.LastChange, Members: map[int]uint64{}, Spaces: map[string]*Space{}, Unfenced: st.Unfenced}
+	c := &State{Seq: st.Seq, Rejected: st.Rejected, LastChange: st.LastChange, Members: map[int]uint64{}, Spaces: map[string]*Space{}, Unfenced: st.Unfenced, Held: st.Held}
 	for k, v := range st.Members {
 		c.Members[k] = v
 	}

@@ -693,9 +693,15 @@ func (n *Node) CopyOut(ctx context.Context, src, dst string) error {
 // ClusterName is the cluster's name, as given to mkfs and the daemons.
 func (c *Cluster) ClusterName() string { return c.cfg.ClusterName }
 
+// LabFencing is the fence line DLMConf adds: every node is fenced by
+// powering its VM off through the lab's power switch (see PowerSwitch),
+// and it stays off until the test restarts it.
+const LabFencing = "fence_all fence_godlm action=off"
+
 // DLMConf returns a dlm.conf for godlm's dlm_controld naming the cluster,
 // the cluster key file (DLMKeyPath) and every node with its address,
-// followed by the extra lines.
+// followed by the extra lines, then LabFencing unless the extra lines
+// configure fencing themselves or turn it off.
 func (c *Cluster) DLMConf(extra ...string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "cluster_name=%s\n", c.cfg.ClusterName)
@@ -703,8 +709,15 @@ func (c *Cluster) DLMConf(extra ...string) string {
 	for _, n := range c.nodes {
 		fmt.Fprintf(&b, "node id=%d addr=%s\n", n.ID, n.Addr)
 	}
+	fencing := true
 	for _, e := range extra {
 		b.WriteString(e + "\n")
+		if f := strings.Fields(e); len(f) > 0 && (f[0] == "device" || f[0] == "fence_all" || strings.ReplaceAll(e, " ", "") == "enable_fencing=0") {
+			fencing = false
+		}
+	}
+	if fencing {
+		b.WriteString(LabFencing + "\n")
 	}
 	return b.String()
 }

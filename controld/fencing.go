@@ -1,0 +1,178 @@
+package controld
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/godlm/godlm/controld/cluster"
+	"github.com/godlm/godlm/controld/fence"
+)
+
+// fencingState is the daemon's local part in fencing. What must be
+// fenced, by whom, and when a node counts as fenced is replicated state
+// (Replicated.Fence); this is what one node does about it.
+type fencingState struct {
+	enabled bool
+	// problem, when set, is why no lockspace may be joined: a node has
+	// no fence method.
+	problem string
+	fencer  *fence.Fencer
+	// kernelClean: the kernel held no lockspace when this daemon
+	// started, so nothing of this node's earlier incarnations can reach
+	// the disk; firstInc is the incarnation it was first admitted as,
+	// the only one that may say so (a later one was expelled, with
+	// whatever lockspaces it ran).
+	kernelClean bool
+	firstInc    uint64
+	cleanSent   bool
+	// The startup check: when the cluster first became quorate here.
+	firstQuorate time.Time
+	startupSent  bool
+}
+
+// checkFencing decides, from the configuration, whether lockspaces may
+// be joined, and warns when fencing is off.
+func (d *Daemon) checkFencing() {
+	f := &d.fencing
+	f.enabled = d.cfg.Bool("enable_fencing")
+	if len(d.cfg.Nodes) < 2 {
+		return
+	}
+	if !f.enabled {
+		d.log.Warn("fencing is disabled (enable_fencing=0): a failed node's locks are recovered without fencing it; " +
+			"with a shared disk, its unsynced writes can overwrite what the others wrote since")
+		return
+	}
+	if missing := d.cfg.Fencing.Missing(d.cfg.NodeIDs()); len(missing) > 0 {
+		f.problem = fmt.Sprintf("no fence method for node %s in %s: add a device line and a connect line for it (or one fence_all line), "+
+			"or set enable_fencing=0 if no disk is shared", idList(missing), d.cfg.Fencing.File)
+		d.log.Error("lockspaces will not be joined: " + f.problem)
+	}
+}
+
+// startFencing starts this node's fencer; d.cl is set. kernelClean
+// tells whether the kernel held no lockspace at start.
+func (d *Daemon) startFencing(kernelClean bool) {
+	f := &d.fencing
+	f.kernelClean = kernelClean
+	f.fencer = fence.NewFencer(fence.FencerConfig{
+		Self:     d.nodeID,
+		Config:   d.cfg.Fencing,
+		Runner:   fence.ExecRunner{Timeout: time.Duration(d.cfg.Int("fence_agent_timeout")) * time.Second},
+		Send:     func(ctx context.Context, m fence.Msg) error { return d.cl.Broadcast(ctx, m.Encode()) },
+		Log:      d.log.With("component", "fence"),
+		Disabled: !f.enabled,
+	})
+}
+
+// afterEvent does this node's part in fencing after an ordered event
+// (or a local one) was applied: it lets the fencer start or stop agent
+// runs, reports a clean restart, and makes the startup check. d.mu is
+// held.
+func (d *Daemon) afterEvent(ev cluster.Event) {
+	f := &d.fencing
+	if f.fencer == nil {
+		return
+	}
+	f.fencer.Update(d.rep.Fence)
+	inc := d.eng.Incarnation()
+	if f.firstInc == 0 && d.isMember(inc) {
+		f.firstInc = inc
+	}
+	if r := d.rep.Fence.Pending[d.nodeID]; r != nil && f.kernelClean && !f.cleanSent && inc == f.firstInc && d.isMember(inc) &&
+		(r.Reason == fence.ReasonStartup || r.Incarnation < inc) {
+		f.cleanSent = true
+		d.log.Info("this node restarted with no lockspace in its kernel: telling the cluster it needs no fencing", "failed_incarnation", r.Incarnation)
+		d.sendFence(fence.Msg{Kind: fence.KindClean}, func() { f.cleanSent = false })
+	}
+	if f.firstQuorate.IsZero() && d.eng.Quorate() {
+		f.firstQuorate = time.Now()
+	}
+	d.startupCheck(time.Now())
+}
+
+// fenceTick is called every second with d.mu held.
+func (d *Daemon) fenceTick(now time.Time) {
+	if d.fencing.fencer != nil {
+		d.startupCheck(now)
+	}
+}
+
+func (d *Daemon) isMember(inc uint64) bool {
+	return slices.Contains(d.rep.Fence.Members, cluster.Member{ID: d.nodeID, Incarnation: inc})
+}
+
+// startupCheck makes the cluster's startup check once, from its lowest
+// member: configured nodes that are not members when every one has
+// joined, or post_join_delay after the cluster became quorate, must be
+// fenced before any lockspace starts (they may be running, cut off,
+// with a filesystem mounted from before). No lockspace change
+// completes until the check is applied. d.mu is held.
+func (d *Daemon) startupCheck(now time.Time) {
+	f := &d.fencing
+	st := d.rep.Fence
+	if f.startupSent || st.StartupChecked || f.firstQuorate.IsZero() || len(st.Members) == 0 || st.Members[0].ID != d.nodeID {
+		return
+	}
+	var nodes []int
+	if f.enabled && d.cfg.Bool("enable_startup_fencing") {
+		all := true
+		for _, id := range d.cfg.NodeIDs() {
+			if !slices.ContainsFunc(st.Members, func(m cluster.Member) bool { return m.ID == id }) {
+				all = false
+			}
+		}
+		if !all && now.Sub(f.firstQuorate) < time.Duration(d.cfg.Int("post_join_delay"))*time.Second {
+			return
+		}
+		nodes = d.cfg.NodeIDs()
+	}
+	f.startupSent = true
+	d.sendFence(fence.Msg{Kind: fence.KindStartup, Nodes: nodes}, func() { f.startupSent = false })
+}
+
+// sendFence broadcasts m in the background; failed runs with d.mu held
+// when it could not be ordered, so that it is tried again later.
+func (d *Daemon) sendFence(m fence.Msg, failed func()) {
+	go func() {
+		ctx, cancel := context.WithTimeout(d.sendCtx, 30*time.Second)
+		defer cancel()
+		if err := d.cl.Broadcast(ctx, m.Encode()); err != nil {
+			d.log.Debug("fence message not ordered; will try again", "kind", m.Kind.String(), "err", err)
+			d.mu.Lock()
+			failed()
+			d.mu.Unlock()
+		}
+	}()
+}
+
+// logFenceMsg logs an ordered fence message, as every node sees it.
+func (d *Daemon) logFenceMsg(ev *cluster.Message) {
+	m, err := fence.Decode(ev.Data)
+	if err != nil {
+		d.log.Warn("ignored a fence message", "from", ev.From, "err", err)
+		return
+	}
+	switch m.Kind {
+	case fence.KindProgress:
+		if m.Err != "" {
+			d.log.Warn("fence attempt failed", "node", m.Node, "actor", ev.From.ID, "device", m.Device, "err", m.Err)
+		} else {
+			d.log.Info("fence attempt succeeded", "node", m.Node, "actor", ev.From.ID, "device", m.Device)
+		}
+	case fence.KindResult:
+		if m.OK {
+			d.log.Info("node fenced", "node", m.Node, "actor", ev.From.ID)
+		} else {
+			d.log.Warn("fencing round failed; the next actor tries", "node", m.Node, "actor", ev.From.ID, "err", m.Err)
+		}
+	case fence.KindAck:
+		d.log.Warn("node counted as fenced without fencing (acknowledged)", "node", m.Node, "by", ev.From.ID)
+	case fence.KindClean:
+		d.log.Info("node restarted with a clean kernel: it needs no fencing", "node", ev.From.ID)
+	case fence.KindStartup:
+		d.log.Info("startup check", "by", ev.From.ID, "configured", m.Nodes)
+	}
+}

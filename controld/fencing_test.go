@@ -1,0 +1,83 @@
+package controld
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/godlm/godlm/configfs"
+	"github.com/godlm/godlm/controld/fence"
+)
+
+const twoNodes = "cluster_name=test\nnode id=1 addr=10.0.0.1\nnode id=2 addr=10.0.0.2\n"
+
+// TestJoinRefusedWithoutFenceMethod: with fencing on and a node that
+// no device can fence, a join is answered with failure, and the log
+// says which node and how to fix it.
+func TestJoinRefusedWithoutFenceMethod(t *testing.T) {
+	root := kernelRoot(t, nil)
+	d, ue := newTestDaemon(t, configfs.New(root), twoNodes+"device lab fence_lab\nconnect lab node=1\n")
+	run(t, d)
+	addLockspace(t, root, "ls1", "0")
+	ue.ch <- configfs.Event{Kind: configfs.EventOnline, Lockspace: "ls1"}
+	eventually(t, "the refusal", func() bool { return read(t, root, "sys/kernel/dlm/ls1/event_done") == "-1" })
+	if dump := d.ring.String(); !strings.Contains(dump, "no fence method for node 2 in dlm.conf") || !strings.Contains(dump, "enable_fencing=0") {
+		t.Errorf("the log does not explain the refusal:\n%s", dump)
+	}
+}
+
+// agentScript writes a fence agent that records its stdin and exits
+// with code.
+func agentScript(t *testing.T, code int) (path, record string) {
+	t.Helper()
+	dir := t.TempDir()
+	record = filepath.Join(dir, "stdin")
+	path = filepath.Join(dir, "fence_test")
+	script := "#!/bin/sh\ncat >> " + record + "\necho --- >> " + record + "\nexit " + string(rune('0'+code)) + "\n"
+	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path, record
+}
+
+// TestStartupFencing: the configured node 2 never joins; after
+// post_join_delay node 1 fences it, and only then does a lockspace
+// start.
+func TestStartupFencing(t *testing.T) {
+	agent, record := agentScript(t, 0)
+	root := kernelRoot(t, nil)
+	d, ue := newTestDaemon(t, configfs.New(root), twoNodes+"post_join_delay=1\nfence_all "+agent+" plug=x\n")
+	run(t, d)
+	addLockspace(t, root, "ls1", "0")
+	ue.ch <- configfs.Event{Kind: configfs.EventOnline, Lockspace: "ls1"}
+	eventually(t, "the join", func() bool { return read(t, root, "sys/kernel/dlm/ls1/event_done") == "0" })
+	b, err := os.ReadFile(record)
+	if err != nil {
+		t.Fatalf("the agent did not run before the join completed: %v", err)
+	}
+	if got := string(b); !strings.HasPrefix(got, "plug=x\nnode=2\nfail_time=") {
+		t.Errorf("agent stdin %q", got)
+	}
+	d.mu.Lock()
+	o := d.rep.Fence.Done[2]
+	d.mu.Unlock()
+	if o.How != fence.HowFenced || o.By != 1 {
+		t.Errorf("node 2's outcome %+v", o)
+	}
+}
+
+// TestStartupFencingDisabled: with enable_startup_fencing=0 nobody is
+// fenced at start, and a join completes at once.
+func TestStartupFencingDisabled(t *testing.T) {
+	agent, record := agentScript(t, 0)
+	root := kernelRoot(t, nil)
+	d, ue := newTestDaemon(t, configfs.New(root), twoNodes+"enable_startup_fencing=0\nfence_all "+agent+"\n")
+	run(t, d)
+	addLockspace(t, root, "ls1", "0")
+	ue.ch <- configfs.Event{Kind: configfs.EventOnline, Lockspace: "ls1"}
+	eventually(t, "the join", func() bool { return read(t, root, "sys/kernel/dlm/ls1/event_done") == "0" })
+	if _, err := os.Stat(record); err == nil {
+		t.Error("an agent ran with startup fencing off")
+	}
+}
