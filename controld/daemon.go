@@ -88,6 +88,9 @@ type Lockspace struct {
 	JoinTime time.Duration // uevent to event_done of the join
 	Adopted  bool          // found in the kernel at daemon start
 	AddedSeq uint32        // change in which this node joined
+	// WaitFencing are the failed nodes the pending change waits to see
+	// fenced.
+	WaitFencing []int
 }
 
 // ClusterFunc starts the cluster layer for this node, applying the
@@ -763,6 +766,7 @@ func (d *Daemon) describe(l lockspace.Local) Lockspace {
 		out.Change = sp.Change
 		if !sp.Complete() {
 			out.Next, out.Waiting = slices.Clone(sp.Members), sp.Waiting()
+			out.WaitFencing = d.rep.Lockspaces.WaitingFence(sp)
 		}
 	}
 	if j := d.joins[l.Name]; j != nil {

@@ -2,9 +2,14 @@ package controld
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/godlm/godlm/controld/cluster"
 	"github.com/godlm/godlm/controld/fence"
@@ -175,4 +180,40 @@ func (d *Daemon) logFenceMsg(ev *cluster.Message) {
 	case fence.KindStartup:
 		d.log.Info("startup check", "by", ev.From.ID, "configured", m.Nodes)
 	}
+}
+
+// fenceAck records an operator's acknowledgement that node (a decimal
+// id) is fenced: its lockspaces then recover without it. It answers
+// once the ack is ordered, with 0 or -errno and a message.
+func (d *Daemon) fenceAck(node string, cred *unix.Ucred) (int32, string) {
+	id, err := strconv.Atoi(node)
+	if err != nil || id <= 0 {
+		return -int32(syscall.EINVAL), fmt.Sprintf("fence_ack: %q is not a node id", node)
+	}
+	d.mu.Lock()
+	r := d.rep.Fence.Pending[id]
+	cl := d.cl
+	d.mu.Unlock()
+	if r == nil || cl == nil {
+		return -int32(syscall.ENOENT), fmt.Sprintf("node %d is not waiting to be fenced", id)
+	}
+	d.log.Warn("fence_ack: an operator says this node is fenced; its locks will be recovered without fencing it", "node", id, "uid", cred.Uid, "pid", cred.Pid)
+	// Within dlm_tool's wait for an answer (3 s).
+	ctx, cancel := context.WithTimeout(d.sendCtx, 2*time.Second)
+	defer cancel()
+	if err := cl.Broadcast(ctx, fence.Msg{Kind: fence.KindAck, Node: id}.Encode()); err != nil {
+		if errors.Is(err, cluster.ErrNoQuorum) {
+			return -int32(syscall.EAGAIN), "the cluster has no quorum: the ack cannot be recorded"
+		}
+		return -int32(syscall.EIO), "the ack was not confirmed (check dlm_tool status): " + err.Error()
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if o, ok := d.rep.Fence.Done[id]; ok && o.How == fence.HowAcked && o.FailSeq == r.FailSeq {
+		return 0, fmt.Sprintf("node %d acknowledged as fenced", id)
+	}
+	if d.rep.Fence.Pending[id] == nil {
+		return 0, fmt.Sprintf("node %d was fenced meanwhile", id)
+	}
+	return -int32(syscall.EAGAIN), fmt.Sprintf("node %d failed again meanwhile: acknowledge it again", id)
 }

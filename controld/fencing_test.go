@@ -4,7 +4,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/godlm/godlm/configfs"
 	"github.com/godlm/godlm/controld/fence"
@@ -79,5 +82,66 @@ func TestStartupFencingDisabled(t *testing.T) {
 	eventually(t, "the join", func() bool { return read(t, root, "sys/kernel/dlm/ls1/event_done") == "0" })
 	if _, err := os.Stat(record); err == nil {
 		t.Error("an agent ran with startup fencing off")
+	}
+}
+
+// TestFenceAck: an agent that always fails keeps a startup victim
+// pending and the join waiting; an operator's ack ends it.
+func TestFenceAck(t *testing.T) {
+	agent, record := agentScript(t, 1)
+	root := kernelRoot(t, nil)
+	d, ue := newTestDaemon(t, configfs.New(root), twoNodes+"post_join_delay=0\nfence_all "+agent+"\n")
+	run(t, d)
+	addLockspace(t, root, "ls1", "0")
+	ue.ch <- configfs.Event{Kind: configfs.EventOnline, Lockspace: "ls1"}
+	eventually(t, "a failed attempt", func() bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		r := d.rep.Fence.Pending[2]
+		return r != nil && r.Attempts > 0 && strings.Contains(r.LastError, "exit status 1")
+	})
+	if _, err := os.Stat(record); err != nil {
+		t.Fatal("the agent did not run")
+	}
+	if got := read(t, root, "sys/kernel/dlm/ls1/event_done"); got != "<open "+filepath.Join(root, "sys/kernel/dlm/ls1/event_done")+": no such file or directory>" {
+		t.Fatalf("the join was answered (%s) while node 2 was not fenced", got)
+	}
+	cred := &unix.Ucred{Uid: 0, Pid: 1}
+	for _, bad := range []string{"x", "0", "-2"} {
+		if rv, _ := d.fenceAck(bad, cred); rv != -int32(syscall.EINVAL) {
+			t.Errorf("fence_ack %q: %d", bad, rv)
+		}
+	}
+	if rv, msg := d.fenceAck("1", cred); rv != -int32(syscall.ENOENT) || !strings.Contains(msg, "not waiting") {
+		t.Errorf("fence_ack of a node that needs none: %d %q", rv, msg)
+	}
+	if rv, msg := d.fenceAck("2", cred); rv != 0 {
+		t.Fatalf("fence_ack 2: %d %q", rv, msg)
+	}
+	eventually(t, "the join", func() bool { return read(t, root, "sys/kernel/dlm/ls1/event_done") == "0" })
+	st := string(d.status())
+	if !strings.Contains(st, "fence_how=acked") {
+		t.Errorf("status after the ack: %q", st)
+	}
+}
+
+// TestStatusShowsPendingFence: a pending fence shows in DUMP_STATUS
+// with its reason, actor, attempts and last error.
+func TestStatusShowsPendingFence(t *testing.T) {
+	agent, _ := agentScript(t, 1)
+	root := kernelRoot(t, nil)
+	d, _ := newTestDaemon(t, configfs.New(root), twoNodes+"post_join_delay=0\nfence_all "+agent+"\n")
+	run(t, d)
+	eventually(t, "a failed attempt", func() bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		r := d.rep.Fence.Pending[2]
+		return r != nil && r.Attempts > 0
+	})
+	st := string(d.status())
+	for _, want := range []string{"left_reason=startup need_fencing=1", "fence_actor_last=1", "fence_attempts=", `fence_error="agent\x20`} {
+		if !strings.Contains(st, want) {
+			t.Errorf("status lacks %q: %q", want, st)
+		}
 	}
 }

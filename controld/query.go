@@ -19,6 +19,7 @@ import (
 	"github.com/godlm/godlm/configfs"
 	"github.com/godlm/godlm/controld/cluster"
 	"github.com/godlm/godlm/controld/dlmc"
+	"github.com/godlm/godlm/controld/fence"
 	"github.com/godlm/godlm/libdlm"
 )
 
@@ -432,8 +433,11 @@ func (s *QueryServer) dispatch(w io.Writer, cred *unix.Ucred, h dlmc.Header, pay
 		rv, msg := d.leaveFromClient(h.Name, h.Option == 1, cred)
 		return reply(w, h, rv, []byte(msg))
 	case dlmc.FenceAck:
-		d.log.Warn("fence_ack received but fencing is not implemented yet", "node", h.Name)
-		return nil // the reference sends no reply
+		rv, msg := d.fenceAck(h.Name, cred)
+		if h.Option&dlmc.FenceAckReply == 0 {
+			return nil // the reference's clients expect no reply
+		}
+		return reply(w, h, rv, []byte(msg))
 	case dlmc.FSUnregister:
 		return nil
 	}
@@ -507,6 +511,7 @@ func (d *Daemon) status() []byte {
 	for _, p := range cs.Peers {
 		peers[p.ID] = p
 	}
+	fences := d.fenceStatus()
 	for _, n := range d.cfg.Nodes {
 		member, inc := 0, uint64(0)
 		for _, m := range cs.Members {
@@ -522,21 +527,67 @@ func (d *Daemon) status() []byte {
 			}
 			extra += fmt.Sprintf("connected=%d last_heard_ms=%d ", c, p.LastHeard.Milliseconds())
 		}
+		fs := fences[n.ID]
 		b = dlmc.AppendState(b, dlmc.State{
 			Type: dlmc.StateDaemonNode, NodeID: int32(n.ID),
-			Str: fmt.Sprintf("member=%d killed=0 left_reason=0 need_fencing=0 delay_fencing=0 fence_pid=0 fence_pid_wait=0 "+
-				"fence_result_wait=0 fence_actor_last=0 fence_actor_done=0 add_time=0 rem_time=0 fail_walltime=0 "+
-				"fail_monotime=0 fence_walltime=0 fence_monotime=0 %s", member, extra),
+			Str: fmt.Sprintf("member=%d killed=0 left_reason=%s need_fencing=%d delay_fencing=0 fence_pid=0 fence_pid_wait=0 "+
+				"fence_result_wait=0 fence_actor_last=%d fence_actor_done=%d add_time=0 rem_time=0 fail_walltime=%d "+
+				"fail_monotime=0 fence_walltime=%d fence_monotime=0 %s%s",
+				member, fs.reason, fs.need, fs.actor, fs.doneBy, fs.since, fs.fencedAt, extra, fs.extra),
 		})
 	}
 	for _, l := range d.Snapshot() {
 		b = dlmc.AppendState(b, dlmc.State{
 			Type: dlmc.StateLockspace,
-			Str: fmt.Sprintf("name=%s state=%s change=%d started=%d members=%s next=%s waiting=%s ",
-				l.Name, l.State, l.Change, l.Seq, idList(l.Members), idList(l.Next), idList(l.Waiting)),
+			Str: fmt.Sprintf("name=%s state=%s change=%d started=%d members=%s next=%s waiting=%s wait_fencing=%s ",
+				l.Name, l.State, l.Change, l.Seq, idList(l.Members), idList(l.Next), idList(l.Waiting), idList(l.WaitFencing)),
 		})
 	}
 	return b
+}
+
+// nodeFence is one node's fencing, as DUMP_STATUS reports it.
+type nodeFence struct {
+	reason   string // the reference's left_reason field: 0, or why it must be fenced
+	need     int
+	actor    int
+	doneBy   int
+	since    int64 // unix seconds since fencing is pending, as fail_walltime
+	fencedAt int64
+	extra    string
+}
+
+// fenceStatus reports every node's fencing: pending ones with their
+// actor, attempts and last error; done ones with who fenced them.
+func (d *Daemon) fenceStatus() map[int]nodeFence {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := map[int]nodeFence{}
+	st := d.rep.Fence
+	for _, n := range d.cfg.Nodes {
+		nf := nodeFence{reason: "0"}
+		if o, ok := st.Done[n.ID]; ok {
+			nf.doneBy = o.By
+			nf.extra = fmt.Sprintf("fence_how=%s ", o.How)
+		}
+		if r := st.Pending[n.ID]; r != nil {
+			nf.reason, nf.need, nf.actor = map[fence.Reason]string{fence.ReasonFailed: "nodedown", fence.ReasonStartup: "startup"}[r.Reason], 1, st.Actor(n.ID)
+			if f := d.fencing.fencer; f != nil {
+				if t, ok := f.Since(n.ID, r.FailSeq); ok {
+					nf.since = t.Unix()
+				}
+			}
+			nf.extra = fmt.Sprintf("fence_attempts=%d fence_rounds=%d fence_error=%s ", r.Attempts, r.Rounds, quoteWord(r.LastError))
+		}
+		out[n.ID] = nf
+	}
+	return out
+}
+
+// quoteWord quotes s as one word of a status text: a Go string literal
+// with its spaces escaped, so the text still splits on spaces.
+func quoteWord(s string) string {
+	return strings.ReplaceAll(strconv.Quote(s), " ", `\x20`)
 }
 
 // idList is ids joined by commas, or "-" when there are none.

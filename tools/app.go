@@ -53,6 +53,7 @@ func NewApp(o Options) *cli.Command {
 		dumpConfigCommand(e),
 		joinCommand(e),
 		leaveCommand(e),
+		fenceAckCommand(e),
 		keygenCommand(),
 		versionCommand(),
 	}

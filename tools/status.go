@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -104,6 +105,9 @@ func lockspaceLine(st dlmc.State) string {
 	s := fmt.Sprintf("lockspace %s %s change %s members %s", f["name"], f["state"], f["change"], f["members"])
 	if n := f["next"]; n != "" && n != "-" {
 		s += fmt.Sprintf(" next %s waiting %s", n, f["waiting"])
+		if w := f["wait_fencing"]; w != "" && w != "-" {
+			s += " fencing " + w
+		}
 	}
 	return s + "\n"
 }
@@ -137,9 +141,36 @@ func fenceLine(st dlmc.State, now time.Time) string {
 	if cuint(f["delay_fencing"]) != 0 {
 		what = "delay"
 	}
-	return fmt.Sprintf("fence %d %s %s actor %d fail %d fence %d now %d%s\n",
+	line := fmt.Sprintf("fence %d %s %s actor %d fail %d fence %d now %d%s\n",
 		st.NodeID, f["left_reason"], what, cuint(f["fence_actor_last"]), cuint(f["fail_walltime"]),
 		cuint(f["fence_walltime"]), uint32(now.Unix()), tail)
+	if a, ok := f["fence_attempts"]; ok { // godlm's detail
+		line += fmt.Sprintf("fencing node %d for %s: actor %d, %s attempts", st.NodeID, since(f["fail_walltime"], now),
+			cuint(f["fence_actor_last"]), a)
+		if e := unquoteWord(f["fence_error"]); e != "" {
+			line += ", last error: " + e
+		}
+		line += "\n"
+	}
+	return line
+}
+
+// since is how long ago the unix time t was, or "?" when unknown.
+func since(t string, now time.Time) string {
+	s, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || s <= 0 {
+		return "?"
+	}
+	return now.Sub(time.Unix(s, 0)).Round(time.Second).String()
+}
+
+// unquoteWord reads a text the daemon quoted as one word (a Go string
+// literal with escaped spaces); anything else is shown as it is.
+func unquoteWord(s string) string {
+	if u, err := strconv.Unquote(s); err == nil {
+		return u
+	}
+	return s
 }
 
 // statusVerbose is status -v: each record's nodeid, then every word of

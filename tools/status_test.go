@@ -77,6 +77,18 @@ node 3 X add 0 rem 0 fail 0 fence 0 at 0 0
 lockspace gfs0 running change 3 members 1,2
 lockspace x changing change 5 members 1,2 next 1,2,3 waiting 3
 `},
+		{"godlm fencing", []dlmc.State{
+			{Type: dlmc.StateDaemon, NodeID: 1, Str: daemonStr},
+			{Type: dlmc.StateDaemonNode, NodeID: 3, Str: "member=0 left_reason=nodedown need_fencing=1 fence_actor_last=1 fail_walltime=1699999988 " +
+				`fence_attempts=2 fence_rounds=1 fence_error="agent\x20fence_godlm\x20failed:\x20\"Failed:\x20no\x20answer\"" `},
+			{Type: dlmc.StateLockspace, Str: "name=gfs0 state=changing change=6 started=5 members=1,2,3 next=1,2 waiting=- wait_fencing=3 "},
+		}, []string{"status"}, `cluster nodeid 1 quorate 1 ring seq 13 13
+daemon now 569 fence_pid 0 
+fence 3 nodedown pid 0 actor 1 fail 1699999988 fence 0 now 1700000000
+fencing node 3 for 12s: actor 1, 2 attempts, last error: agent fence_godlm failed: "Failed: no answer"
+node 3 X add 0 rem 0 fail 0 fence 0 at 0 0
+lockspace gfs0 changing change 6 members 1,2,3 next 1,2 waiting - fencing 3
+`},
 		{"verbose", []dlmc.State{
 			{Type: dlmc.StateDaemon, NodeID: 1, Str: "quorate=1 monotime=5 "},
 			{Type: dlmc.StateStartupNode, NodeID: 7},

@@ -39,12 +39,17 @@ func statusJSON(states []dlmc.State) statusDoc {
 				doc.Daemon = &j
 			}
 		case dlmc.StateDaemonNode:
+			if e, ok := f["fence_error"]; ok {
+				j.State["fence_error"] = unquoteWord(e)
+			}
 			doc.Nodes = append(doc.Nodes, j)
 		case dlmc.StateStartupNode:
 			doc.StartupNodes = append(doc.StartupNodes, j)
 		case dlmc.StateLockspace:
-			for _, k := range []string{"members", "next", "waiting"} {
-				j.State[k] = idsJSON(f[k])
+			for _, k := range []string{"members", "next", "waiting", "wait_fencing"} {
+				if _, ok := f[k]; ok || k != "wait_fencing" {
+					j.State[k] = idsJSON(f[k])
+				}
 			}
 			doc.Lockspaces = append(doc.Lockspaces, j.State)
 		}

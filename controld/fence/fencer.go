@@ -133,6 +133,15 @@ func (f *Fencer) Update(st *State) {
 	}
 }
 
+// Since returns when this node first saw node's current failure (or
+// startup fencing), for status: the replicated state keeps no clock.
+func (f *Fencer) Since(node int, failSeq uint64) (time.Time, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t, ok := f.failTime[failure{node, failSeq}]
+	return t, ok
+}
+
 // Running lists the nodes this node is fencing now.
 func (f *Fencer) Running() []int {
 	f.mu.Lock()
