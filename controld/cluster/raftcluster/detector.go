@@ -179,11 +179,29 @@ func (c *Core) grantLeases(msgs []*raftpb.Message) {
 			continue
 		}
 		grant := 0
-		if to := int(m.GetTo()); c.ackTerm[to] == bs.GetTerm() && c.saveErr == nil {
+		if to := int(m.GetTo()); c.ackTerm[to] == bs.GetTerm() && c.saveErr == nil && !c.proposedFailure(to) {
 			grant = min(own, c.cfg.LeaseTicks-int(min(c.ticks-c.ackTick[to], uint64(c.cfg.LeaseTicks))))
 		}
 		m.Index = new(uint64(max(grant, 0)))
 	}
+}
+
+// proposedFailure reports whether this leader proposed the failure of
+// node id's current incarnation and has not applied it yet. Such a node
+// gets no lease: it may hear from the leader again before the failure
+// is committed (its own acknowledgement may be what commits it), and
+// its catch-up read index, the commit index, does not cover the
+// proposal, so with a lease it would report quorum until its failure
+// is applied. The proposal is in this leader's log and commits while it
+// leads; a new leader starts with none, and its read index covers the
+// entries of earlier terms.
+func (c *Core) proposedFailure(id int) bool {
+	for m := range c.failing {
+		if m.ID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // noteLease takes, after m was stepped, the lease a heartbeat from this

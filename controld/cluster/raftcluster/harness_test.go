@@ -69,7 +69,8 @@ type testNet struct {
 	ticks   int
 	nextInc uint64
 	tune    func(*Config)
-	record  func(*raftpb.Message) // sees every message sent, if set
+	record  func(*raftpb.Message)      // sees every message sent, if set
+	drop    func(*raftpb.Message) bool // loses a message it returns true for, if set
 	// lenient: a refused message is no error, and a network that does
 	// not settle within a tick is left as it is (for forged input).
 	lenient bool
@@ -208,7 +209,7 @@ func (tn *testNet) deliver() {
 			}
 			from, to := int(m.GetFrom()), int(m.GetTo())
 			dst := tn.nodes[to]
-			if dst == nil || !dst.up || tn.cut[[2]int{from, to}] {
+			if dst == nil || !dst.up || tn.cut[[2]int{from, to}] || tn.drop != nil && tn.drop(m) {
 				continue
 			}
 			copies := 1
