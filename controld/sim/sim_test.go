@@ -89,6 +89,14 @@ func TestFailedSeeds(t *testing.T) {
 		// request was not ordered").
 		{107166, "join asked between expulsion and readmission"},
 		{112798, "join asked between expulsion and readmission"},
+		// The leader proposed a silent node's failure; the node came
+		// back before it was committed and, granted a lease, reported
+		// quorum until its own acknowledgement committed its failure.
+		{4903, "quorum while its failure was proposed"},
+		{5744, "quorum while its failure was proposed"},
+		{105072, "quorum while its failure was proposed"},
+		{109743, "quorum while its failure was proposed"},
+		{118329, "quorum while its failure was proposed"},
 	} {
 		t.Run(fmt.Sprint(c.seed), func(t *testing.T) {
 			if _, err := Run(c.seed, Options{}); err != nil {
