@@ -85,7 +85,7 @@ kmods: prereqs
 
 ## test-notify: the NOTIFY series on 3 VMs with the patched modules (not yet in make test)
 test-notify: prereqs
-	$(GO) test -tags vmnotify -count=1 -timeout $(TEST_TIMEOUT) -run TestNotifyThreeNodes -v ./tests/vm/
+	$(GO) test -tags vmnotify -count=1 -timeout $(TEST_TIMEOUT) -run TestNotify -v ./tests/vm/
 
 ## kernel-check: the series applies, every prefix builds, checkpatch --strict is clean
 kernel-check: prereqs

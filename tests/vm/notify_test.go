@@ -45,7 +45,7 @@ func TestNotifyThreeNodes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	ids := []int{1, 2, 3}
-	conf := c.DLMConf(fmt.Sprintf("cluster_timeout=%d", clusterTimeout.Milliseconds()))
+	conf := c.DLMConf(fmt.Sprintf("cluster_timeout=%d", clusterTimeout.Milliseconds()), "enable_fencing=0")
 	allOK(t, "start", c.Each(func(n *lab.Node) error { return n.StartDLMControld(ctx, conf) }))
 	for _, id := range ids {
 		waitStatus(ctx, t, c.Node(id), time.Minute, "quorate 3-node view", func(st string) bool {
@@ -99,7 +99,7 @@ func TestNotifyThreeNodes(t *testing.T) {
 		}
 	})
 	t.Run("GFS2", func(t *testing.T) {
-		notifyFS(ctx, t, c, "gfs2", "/mnt/gfs2", "mount -t gfs2 "+c.GuestDisk("gfs0"), "gfs0")
+		notifyFS(ctx, t, c, true, "gfs2", "/mnt/gfs2", "mount -t gfs2 "+c.GuestDisk("gfs0"), "gfs0")
 		fsck(t, "fsck.gfs2", "-n", c.DiskPath("gfs0"))
 	})
 	t.Run("OCFS2", func(t *testing.T) {
@@ -107,17 +107,96 @@ func TestNotifyThreeNodes(t *testing.T) {
 			_, err := n.RunOK(ctx, "echo pcmk > /sys/fs/ocfs2/cluster_stack")
 			return err
 		}))
-		notifyFS(ctx, t, c, "ocfs2", "/mnt/ocfs2", "/sbin/mount.ocfs2 "+c.GuestDisk("ocfs0"), "")
+		notifyFS(ctx, t, c, true, "ocfs2", "/mnt/ocfs2", "/sbin/mount.ocfs2 "+c.GuestDisk("ocfs0"), "")
 		fsck(t, "fsck.ocfs2", "-n", c.DiskPath("ocfs0"))
 	})
+	t.Run("KillDuringCreateStorm", func(t *testing.T) {
+		killDuringStorm(ctx, t, c)
+		fsck(t, "fsck.gfs2", "-n", c.DiskPath("gfs0"))
+	})
+}
+
+// killDuringStorm mounts GFS2 on the three nodes, kills node 3 while all
+// three create files (node 3 is the creator of its names and the
+// directory node of some of the others'), and checks that the two others
+// finish their creates, read each other's files, keep one master per
+// resource, and unmount cleanly.
+func killDuringStorm(ctx context.Context, t *testing.T, c *lab.Cluster) {
+	const mnt, files = "/mnt/gfs2", 60
+	timedEach(ctx, t, c, "mount", "gfs2 mount on 3 nodes together", "mkdir -p "+mnt+" && mount -t gfs2 "+c.GuestDisk("gfs0")+" "+mnt)
+	create := func(n *lab.Node) error {
+		_, err := n.RunOK(ctx, fmt.Sprintf("mkdir -p %s/k; for k in $(seq 1 %d); do echo k%d-$k > %s/k/%d-$k || exit 1; done",
+			mnt, files, n.ID, mnt, n.ID))
+		return err
+	}
+	survivors := make(chan error, 1)
+	victim := make(chan error, 1)
+	go func() { survivors <- c.Each(create, 1, 2) }()
+	go func() { victim <- create(c.Node(3)) }()
+	time.Sleep(4 * time.Second)
+	if err := c.Kill(3); err != nil {
+		t.Fatal(err)
+	}
+	<-victim
+	for _, id := range []int{1, 2} {
+		waitStatus(ctx, t, c.Node(id), clusterTimeout+30*time.Second, "node 3 failed", func(st string) bool {
+			return fmt.Sprint(members(st)) == "[1 2]"
+		})
+	}
+	if err := <-survivors; err != nil {
+		t.Fatalf("creates on the survivors: %v", err)
+	}
+	for _, id := range []int{1, 2} {
+		out, err := c.Node(id).RunOK(ctx, fmt.Sprintf("for i in 1 2; do for k in $(seq 1 %d); do "+
+			"[ \"$(cat %s/k/$i-$k)\" = \"k$i-$k\" ] || echo BAD $i-$k; done; done; ls -l %s/k >/dev/null", files, mnt, mnt))
+		if err != nil || out != "" {
+			t.Errorf("node %d reads the survivors' files: %q %v", id, out, err)
+		}
+	}
+	oneMaster(ctx, t, c, "gfs0", 1, 2)
+	allOK(t, "umount", c.Each(func(n *lab.Node) error {
+		_, err := n.RunOK(ctx, "umount "+mnt)
+		return err
+	}, 1, 2))
+	for _, id := range []int{1, 2} {
+		noKernelErrors(ctx, t, c.Node(id))
+		noDState(ctx, t, c.Node(id))
+	}
+}
+
+// TestNotifyWorkloadStock runs the GFS2 workload of TestNotifyThreeNodes
+// on the stock modules: what it finds there is not NOTIFY's doing.
+func TestNotifyWorkloadStock(t *testing.T) {
+	needVMs(t)
+	c := lab.Start(t, lab.Config{
+		Nodes:              3,
+		LoadClusterModules: true,
+		Disks:              []lab.Disk{{Name: "gfs0", Format: lab.FormatGFS2}},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	conf := c.DLMConf(fmt.Sprintf("cluster_timeout=%d", clusterTimeout.Milliseconds()), "enable_fencing=0")
+	allOK(t, "start", c.Each(func(n *lab.Node) error { return n.StartDLMControld(ctx, conf) }))
+	for _, id := range []int{1, 2, 3} {
+		waitStatus(ctx, t, c.Node(id), time.Minute, "quorate 3-node view", func(st string) bool {
+			return quorate(st) && fmt.Sprint(members(st)) == "[1 2 3]"
+		})
+	}
+	allOK(t, "debugfs", c.Each(func(n *lab.Node) error {
+		_, err := n.RunOK(ctx, "grep -q ' /sys/kernel/debug ' /proc/mounts || mount -t debugfs none /sys/kernel/debug")
+		return err
+	}))
+	notifyFS(ctx, t, c, false, "gfs2", "/mnt/gfs2", "mount -t gfs2 "+c.GuestDisk("gfs0"), "gfs0")
+	fsck(t, "fsck.gfs2", "-n", c.DiskPath("gfs0"))
 }
 
 // notifyFS mounts a shared file system on every node and checks, with
 // NOTIFY in effect, concurrent creates, reads, stats and unlinks, reads
 // right after a create on another node, and two nodes reusing the same
 // names; then unmounts it. ls is the lockspace name ("" to find it: the
-// only lockspace there is).
-func notifyFS(ctx context.Context, t *testing.T, c *lab.Cluster, fs, mnt, mount, ls string) {
+// only lockspace there is). Without patched, the cluster runs the stock
+// modules, as a control: the same workload, no NOTIFY checks.
+func notifyFS(ctx context.Context, t *testing.T, c *lab.Cluster, patched bool, fs, mnt, mount, ls string) {
 	ids := []int{1, 2, 3}
 	timedEach(ctx, t, c, "mount", fs+" mount on 3 nodes together", "mkdir -p "+mnt+" && "+mount+" "+mnt)
 	if ls == "" {
@@ -130,6 +209,9 @@ func notifyFS(ctx context.Context, t *testing.T, c *lab.Cluster, fs, mnt, mount,
 	}
 	// Every node opted in, so NOTIFY is on everywhere.
 	for _, id := range ids {
+		if !patched {
+			break
+		}
 		out, err := c.Node(id).RunOK(ctx, "cat /sys/kernel/dlm/"+ls+"/notify /sys/kernel/dlm/"+ls+"/notify_active")
 		if err != nil || out != "1\n1\n" {
 			t.Fatalf("node %d: notify, notify_active = %q %v, want 1 and 1", id, out, err)
@@ -227,6 +309,9 @@ func notifyFS(ctx context.Context, t *testing.T, c *lab.Cluster, fs, mnt, mount,
 
 	stats := map[int]map[string]int{}
 	for _, id := range ids {
+		if !patched {
+			break
+		}
 		out, err := c.Node(id).RunOK(ctx, "cat /sys/kernel/dlm/"+ls+"/notify_stats")
 		if err != nil {
 			t.Fatal(err)
@@ -242,7 +327,7 @@ func notifyFS(ctx context.Context, t *testing.T, c *lab.Cluster, fs, mnt, mount,
 			t.Errorf("node %d: notify errors or fallbacks: %v", id, stats[id])
 		}
 	}
-	if sent == 0 || confirmed == 0 {
+	if patched && (sent == 0 || confirmed == 0) {
 		t.Errorf("no NOTIFY was sent (%d) or confirmed (%d): the patched path was not used", sent, confirmed)
 	}
 
@@ -270,12 +355,19 @@ func parseStats(s string) map[string]int {
 	return m
 }
 
-// oneMaster checks in every node's debugfs dump of the active resources
-// that no resource has its master on two nodes.
-func oneMaster(ctx context.Context, t *testing.T, c *lab.Cluster, ls string) {
+// oneMaster checks in the debugfs dumps of the active resources of the
+// nodes ids (default all) that no resource has its master on two nodes.
+func oneMaster(ctx context.Context, t *testing.T, c *lab.Cluster, ls string, ids ...int) {
 	t.Helper()
 	masters := map[string][]int{}
-	for _, n := range c.Nodes() {
+	nodes := c.Nodes()
+	if len(ids) > 0 {
+		nodes = nil
+		for _, id := range ids {
+			nodes = append(nodes, c.Node(id))
+		}
+	}
+	for _, n := range nodes {
 		out, err := n.RunOK(ctx, "cat /sys/kernel/debug/dlm/"+ls+"_all")
 		if err != nil {
 			t.Fatal(err)
