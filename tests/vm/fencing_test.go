@@ -150,4 +150,45 @@ func TestFencing(t *testing.T) {
 		}
 		reset(t)
 	})
+
+	// A daemon killed while its node runs a mounted filesystem is a
+	// failure of that node: its kernel still holds the locks, so it is
+	// fenced before the others recover, and what it goes on writing
+	// never lands over their writes.
+	t.Run("DaemonKilledNodeFenced", func(t *testing.T) {
+		conf := c.DLMConf(timeout)
+		allOK(t, "start", c.Each(func(n *lab.Node) error { return n.StartDLMControld(ctx, conf) }))
+		for _, id := range []int{1, 2, 3} {
+			waitStatus(ctx, t, c.Node(id), time.Minute, "quorate 3-node view", func(st string) bool {
+				return quorate(st) && fmt.Sprint(members(st)) == "[1 2 3]"
+			})
+		}
+		allOK(t, "mount", c.Each(func(n *lab.Node) error {
+			_, err := n.RunOK(ctx, "mkdir -p /mnt/s && mount -t gfs2 "+c.GuestDisk("gfsfence")+" /mnt/s")
+			return err
+		}))
+		n1, n3 := c.Node(1), c.Node(3)
+		// Node 3 appends to the log without pause; its daemon dies.
+		if _, err := n3.RunOK(ctx, "rm -f /mnt/s/log; (while true; do echo three >> /mnt/s/log; done) >/dev/null 2>&1 & sleep 1; killall -9 dlm_controld"); err != nil {
+			t.Fatal(err)
+		}
+		t0 := time.Now()
+		wctx, wcancel := context.WithTimeout(ctx, 3*time.Minute)
+		defer wcancel()
+		if _, err := n1.RunOK(wctx, "echo one-after >> /mnt/s/log && sync"); err != nil {
+			t.Fatalf("node 1's append after node 3's daemon died: %v", err)
+		}
+		t.Logf("MEASURE node 3's daemon killed: node 1's append done %v later", time.Since(t0).Round(10*time.Millisecond))
+		if n3.Running() {
+			t.Fatal("node 3 still runs: a node whose daemon died was not fenced")
+		}
+		out, err := n1.RunOK(ctx, "echo 3 > /proc/sys/vm/drop_caches; sed -n '/one-after/,$p' /mnt/s/log | grep -c three; true")
+		if err != nil || strings.TrimSpace(out) != "0" {
+			t.Errorf("node 3's writes landed after node 1's append: %q %v", out, err)
+		}
+		if _, err := c.Node(2).RunOK(ctx, "echo two-after >> /mnt/s/log && sync && grep -q one-after /mnt/s/log"); err != nil {
+			t.Errorf("node 2 after the recovery: %v", err)
+		}
+		reset(t)
+	})
 }
