@@ -117,3 +117,55 @@ func TestReplicatedSnapshot(t *testing.T) {
 		}
 	}
 }
+
+// TestLastMemberFailed: a lockspace whose members all failed or left,
+// one failed member still not fenced, is not made anew without waiting:
+// that node may still run it, holding its locks.
+func TestLastMemberFailed(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		members []int
+		steps   func(r *Replicated, seq *uint64)
+	}{
+		{"the only member failed", []int{3}, func(r *Replicated, seq *uint64) {
+			*seq++
+			r.Apply(&cluster.View{Seq: *seq, Members: []cluster.Member{member(1), member(2)}, Failed: []cluster.Member{member(3)}})
+		}},
+		{"one failed, then the other left", []int{1, 3}, func(r *Replicated, seq *uint64) {
+			*seq++
+			r.Apply(&cluster.View{Seq: *seq, Members: []cluster.Member{member(1), member(2)}, Failed: []cluster.Member{member(3)}})
+			*seq++
+			r.Apply(&cluster.Message{Seq: *seq, From: member(1), Data: lockspace.Msg{Kind: lockspace.KindLeave, Lockspace: "gfs0", Incarnation: 10}.Encode()})
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := NewReplicated()
+			seq := uint64(1)
+			r.Apply(&cluster.View{Seq: seq, Members: []cluster.Member{member(1), member(2), member(3)}})
+			msg := func(from int, m lockspace.Msg) {
+				seq++
+				m.Incarnation = member(from).Incarnation
+				r.Apply(&cluster.Message{Seq: seq, From: member(from), Data: m.Encode()})
+			}
+			seq++
+			r.Apply(&cluster.Message{Seq: seq, From: member(1), Data: fence.Msg{Kind: fence.KindStartup, Nodes: []int{1, 2, 3}}.Encode()})
+			for _, m := range c.members {
+				msg(m, lockspace.Msg{Kind: lockspace.KindJoin, Lockspace: "gfs0"})
+				for _, s := range r.Lockspaces.Spaces["gfs0"].Members {
+					msg(s, lockspace.Msg{Kind: lockspace.KindStopped, Lockspace: "gfs0", Change: r.Lockspaces.Spaces["gfs0"].Change})
+				}
+			}
+			c.steps(r, &seq)
+			msg(2, lockspace.Msg{Kind: lockspace.KindJoin, Lockspace: "gfs0"})
+			msg(2, lockspace.Msg{Kind: lockspace.KindStopped, Lockspace: "gfs0", Change: r.Lockspaces.Spaces["gfs0"].Change})
+			if sp := r.Lockspaces.Spaces["gfs0"]; sp.Complete() {
+				t.Fatalf("node 2 started gfs0 alone before node 3 was fenced: %+v", sp)
+			}
+			seq++
+			r.Apply(&cluster.Message{Seq: seq, From: member(1), Data: fence.Msg{Kind: fence.KindResult, Node: 3, FailSeq: r.Fence.Pending[3].FailSeq, OK: true}.Encode()})
+			if sp := r.Lockspaces.Spaces["gfs0"]; !sp.Complete() || !cmp.Equal(sp.StartedMembers, []int{2}) {
+				t.Fatalf("after the fence: %+v", sp)
+			}
+		})
+	}
+}

@@ -176,6 +176,12 @@ func (st *State) applyMsg(from int, m Msg) {
 // complete ends sp's change once every member stopped for it and no
 // node that failed since the last start still needs fencing.
 func (st *State) complete(sp *Space) {
+	if len(sp.Members) == 0 {
+		if len(st.WaitingFence(sp)) == 0 {
+			delete(st.Spaces, sp.Name) // its failed members are fenced
+		}
+		return
+	}
 	if sp.Complete() || len(sp.Waiting()) > 0 || len(st.WaitingFence(sp)) > 0 || st.Held != nil && st.Held() {
 		return
 	}
@@ -216,14 +222,19 @@ func (st *State) Recheck(seq uint64) {
 
 func (st *State) remove(sp *Space, node int, failed bool) {
 	sp.Members = slices.DeleteFunc(sp.Members, func(m int) bool { return m == node })
-	if len(sp.Members) == 0 {
+	if failed {
+		sp.Failed = insert(sp.Failed, node)
+	}
+	// A lockspace left without members goes, unless a member that
+	// failed since its last start still needs fencing: then it stays,
+	// empty, until that node is fenced, and a node that joins it
+	// meanwhile waits, as the failed node may still run it, holding its
+	// locks.
+	if len(sp.Members) == 0 && len(st.WaitingFence(sp)) == 0 {
 		delete(st.Spaces, sp.Name)
 		return
 	}
 	sp.Removed = insert(sp.Removed, node)
-	if failed {
-		sp.Failed = insert(sp.Failed, node)
-	}
 	st.newChange(sp)
 }
 
@@ -278,7 +289,7 @@ func (st *State) check() error {
 		if err := lsname.Check(name); err != nil {
 			return err
 		}
-		if len(sp.Members) == 0 || sp.Started > sp.Change || sp.Change > st.LastChange {
+		if len(sp.Members) == 0 && len(sp.Failed) == 0 || sp.Started > sp.Change || sp.Change > st.LastChange {
 			return fmt.Errorf("lockspace %q: no members, or changes out of order (started %d, current %d, last %d)", name, sp.Started, sp.Change, st.LastChange)
 		}
 		for _, l := range [][]int{sp.Members, sp.Stopped, sp.StartedMembers, sp.Renew, sp.Removed, sp.Failed} {

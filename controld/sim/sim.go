@@ -11,6 +11,11 @@
 //   - a node whose failure is applied, if it still runs that
 //     incarnation, has been not quorate (its lockspaces stopped) for at
 //     least the cluster layer's margin (raftcluster.Core.Margin);
+//   - no node starts a lockspace without a node that ran it at its last
+//     start and has failed, until that node is fenced: its actor's
+//     agent succeeded (the simulated agents succeed, fail, or hang until
+//     their timeout, and a successful one powers the victim off), or it
+//     came back with an empty kernel;
 //   - once the faults have ended for a while, no join fails: each join
 //     asked during the faults completes after them;
 //   - after the faults end, everything converges: one quorate view, the
@@ -36,8 +41,10 @@ import (
 
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/godlm/godlm/controld"
 	"github.com/godlm/godlm/controld/cluster"
 	"github.com/godlm/godlm/controld/cluster/raftcluster"
+	"github.com/godlm/godlm/controld/fence"
 	"github.com/godlm/godlm/controld/lockspace"
 )
 
@@ -51,6 +58,10 @@ type Options struct {
 	SettleTicks int // ticks after the faults to converge (default 600)
 	// Trace, when set, receives one line per step worth reading.
 	Trace io.Writer
+	// NoFenceGate unlinks the lockspaces from the fence state, so that
+	// recovery does not wait for fencing: the fencing invariant must
+	// then fail, which shows that it can.
+	NoFenceGate bool
 }
 
 // kernel is one node's fake kernel: its lockspaces.
@@ -78,7 +89,8 @@ type node struct {
 	inc     uint64
 	store   *raftcluster.MemoryPersister
 	core    *raftcluster.Core
-	st      *lockspace.State
+	rep     *controld.Replicated
+	st      *lockspace.State // rep.Lockspaces
 	eng     *lockspace.Engine
 	k       kernel
 	downFor int // ticks until a crashed node restarts
@@ -93,6 +105,23 @@ type node struct {
 	// the next once the previous one is ordered.
 	sendQ    []lockspace.Msg
 	inflight uint64 // the Core's id of the message being ordered; 0: none
+	// Fencing: the fence messages to send (before the lockspace ones),
+	// whether the one in flight is one, the agents this node runs by
+	// victim, and what it reported already in this life.
+	fenceQ        []fence.Msg
+	fenceInflight bool
+	agents        map[int]*agentRun
+	reported      map[int][2]uint64 // by victim: the failure and failed rounds of the round this node reported last
+	cleanSent     bool
+	startupSent   bool
+}
+
+// agentRun is a simulated fence agent: it ends at tick end, succeeding
+// or failing. A hung agent is one that ends at its timeout, failing.
+type agentRun struct {
+	failSeq uint64
+	end     int
+	ok      bool
 }
 
 type msg struct {
@@ -116,6 +145,13 @@ type Sim struct {
 
 	// failedSeen holds the failures some node applied already.
 	failedSeen map[cluster.Member]bool
+	// lastStart holds each lockspace's members (with the incarnation
+	// each ran as) at its last start, and leaving the nodes that asked to
+	// leave it since; failSeq is where each failed incarnation's failure
+	// was ordered.
+	lastStart map[string][]cluster.Member
+	leaving   map[string]map[int]bool
+	failSeq   map[cluster.Member]uint64
 
 	nextInc uint64
 	trace   strings.Builder
@@ -127,6 +163,9 @@ type Sim struct {
 // Stats counts what happened in a run.
 type Stats struct {
 	Starts, Joins, Leaves, Crashes, Partitions, Failed int
+	// Fenced counts the nodes fenced by an agent, FenceFailures the
+	// agent runs that failed (hung ones included).
+	Fenced, FenceFailures int
 	// Superseded counts stale "stopped" reports the sender skipped.
 	Superseded int
 }
@@ -155,7 +194,8 @@ func Run(seed uint64, o Options) (*Sim, error) {
 	defer func() { crand.Reader = saved }()
 
 	s := &Sim{seed: seed, rng: rand.New(rand.NewPCG(seed, 0xbb67ae85)), opts: o, cut: map[[2]int]bool{},
-		order: map[uint64]uint64{}, started: map[string]map[uint64][]int{}, failedSeen: map[cluster.Member]bool{}, nextInc: 1}
+		order: map[uint64]uint64{}, started: map[string]map[uint64][]int{}, failedSeen: map[cluster.Member]bool{}, nextInc: 1,
+		lastStart: map[string][]cluster.Member{}, leaving: map[string]map[int]bool{}, failSeq: map[cluster.Member]uint64{}}
 	if s.opts.Nodes == 0 {
 		s.opts.Nodes = []int{3, 5}[s.rng.IntN(2)]
 	}
@@ -223,7 +263,7 @@ func (s *Sim) quiet() bool {
 		}
 	}
 	for _, n := range s.nodes {
-		if n.st.Seq != s.nodes[0].st.Seq || len(n.sendQ) > 0 || n.inflight != 0 {
+		if n.st.Seq != s.nodes[0].st.Seq || len(n.sendQ) > 0 || len(n.fenceQ) > 0 || n.inflight != 0 {
 			return false
 		}
 	}
@@ -270,10 +310,15 @@ func (s *Sim) voters() []int {
 func (s *Sim) boot(n *node) error {
 	s.nextInc++
 	n.inc = s.nextInc
-	n.st = lockspace.NewState()
+	n.rep = controld.NewReplicated()
+	n.st = n.rep.Lockspaces
+	if s.opts.NoFenceGate {
+		n.st.Unfenced, n.st.Held = nil, nil
+	}
+	n.fenceQ, n.fenceInflight, n.agents, n.reported, n.cleanSent, n.startupSent = nil, false, map[int]*agentRun{}, map[int][2]uint64{}, false, false
 	core, err := raftcluster.NewCore(raftcluster.Config{
 		Self: cluster.Member{ID: n.id, Incarnation: n.inc}, Voters: s.voters(),
-		Storage: n.store, SM: n.st, TickInterval: Tick,
+		Storage: n.store, SM: n.rep, TickInterval: Tick,
 		NewIncarnation: func() uint64 { s.nextInc++; return s.nextInc },
 	})
 	if err != nil {
@@ -295,8 +340,9 @@ func (s *Sim) boot(n *node) error {
 // crash powers a node off: its kernel state and daemon are gone; what
 // it persisted stays.
 func (s *Sim) crash(n *node) {
-	n.up, n.core, n.eng, n.st = false, nil, nil, nil
+	n.up, n.core, n.eng, n.st, n.rep = false, nil, nil, nil, nil
 	n.sendQ, n.inflight = nil, 0
+	n.fenceQ, n.fenceInflight, n.agents = nil, false, nil
 	n.k.spaces = map[string]*kspace{}
 	n.downFor = 20 + s.rng.IntN(80)
 	s.Stats.Crashes++
@@ -349,6 +395,10 @@ func (s *Sim) fault() {
 			s.exec(n, n.eng.Online(ls, s.now()))
 		} else if k.waiting == "" {
 			k.waiting = "offline"
+			if s.leaving[ls] == nil {
+				s.leaving[ls] = map[int]bool{}
+			}
+			s.leaving[ls][n.id] = true
 			s.Stats.Leaves++
 			s.logf("node %d: offline %s", n.id, ls)
 			s.exec(n, n.eng.Offline(ls))
@@ -427,6 +477,86 @@ func (s *Sim) step() {
 			s.exec(n, n.eng.Tick(s.now()))
 		}
 	}
+	for _, n := range s.nodes {
+		if n.up && s.err == nil {
+			s.fence(n)
+		}
+	}
+}
+
+// fence does node n's part in fencing, as the daemon's fencer does: as
+// the actor of a pending node it runs an agent (which succeeds after a
+// while, fails, or hangs until its timeout), powers the victim off when
+// it succeeds, and reports the result; it reports a clean restart, and
+// the startup check from the lowest member.
+func (s *Sim) fence(n *node) {
+	st := n.rep.Fence
+	self, admitted := n.st.Members[n.id]
+	admitted = admitted && self == n.eng.Incarnation()
+	for victim, r := range n.agents {
+		rec := st.Pending[victim]
+		if rec == nil || rec.FailSeq != r.failSeq || st.Actor(victim) != n.id {
+			s.logf("node %d stops its fence agent for node %d: %v", n.id, victim, rec)
+			delete(n.agents, victim) // fenced another way, or taken over: killed
+			continue
+		}
+		if s.tick < r.end {
+			continue
+		}
+		delete(n.agents, victim)
+		n.reported[victim] = [2]uint64{rec.FailSeq, uint64(rec.Rounds)}
+		m := fence.Msg{Kind: fence.KindResult, Node: victim, FailSeq: r.failSeq, OK: r.ok}
+		if r.ok {
+			if v := s.nodes[victim-1]; v.up {
+				s.logf("node %d powers node %d off", n.id, victim)
+				s.crash(v)
+			}
+			s.Stats.Fenced++
+		} else {
+			m.Err = "agent failed"
+			s.Stats.FenceFailures++
+		}
+		n.fenceQ = append(n.fenceQ, m)
+	}
+	if !n.quorate || !admitted {
+		s.send(n)
+		return
+	}
+	for _, rec := range st.Records() {
+		if st.Actor(rec.Node) != n.id || n.agents[rec.Node] != nil {
+			continue
+		}
+		if last, ok := n.reported[rec.Node]; ok && last[0] == rec.FailSeq && uint64(rec.Rounds) <= last[1] {
+			continue // its last result is not applied yet
+		}
+		r := &agentRun{failSeq: rec.FailSeq}
+		switch x := s.rng.Float64(); {
+		case x < 0.75:
+			r.end, r.ok = s.tick+2+s.rng.IntN(20), true
+		case x < 0.9:
+			r.end = s.tick + 2 + s.rng.IntN(10)
+		default: // hangs until the agent timeout kills it
+			r.end = s.tick + 40 + s.rng.IntN(30)
+		}
+		n.agents[rec.Node] = r
+		s.logf("node %d runs a fence agent for node %d (failure %d)", n.id, rec.Node, rec.FailSeq)
+	}
+	if rec := st.Pending[n.id]; rec != nil && !n.cleanSent && (rec.Reason == fence.ReasonStartup || rec.Incarnation < self) {
+		// A simulated node's kernel is empty after a boot, and a node
+		// expelled while up is a new incarnation of the same life: only
+		// the first incarnation after a boot may say it is clean.
+		if n.inc == self {
+			n.cleanSent = true
+			n.fenceQ = append(n.fenceQ, fence.Msg{Kind: fence.KindClean})
+		}
+	}
+	if !st.StartupChecked && !n.startupSent && len(st.Members) > 0 && st.Members[0].ID == n.id {
+		if len(st.Members) == len(s.nodes) || s.tick > 50 {
+			n.startupSent = true
+			n.fenceQ = append(n.fenceQ, fence.Msg{Kind: fence.KindStartup, Nodes: s.voters()})
+		}
+	}
+	s.send(n)
 }
 
 // process runs one node's Core and feeds its events to the engine.
@@ -444,7 +574,12 @@ func (s *Sim) process(n *node) bool {
 	}
 	for _, d := range out.Done {
 		if d.ID == n.inflight { // ordered, or dropped with an expelled incarnation
-			n.sendQ, n.inflight = n.sendQ[1:], 0
+			if n.fenceInflight {
+				n.fenceQ, n.fenceInflight = n.fenceQ[1:], false
+			} else {
+				n.sendQ = n.sendQ[1:]
+			}
+			n.inflight = 0
 		}
 	}
 	s.send(n)
@@ -454,6 +589,9 @@ func (s *Sim) process(n *node) bool {
 		case *cluster.View:
 			s.logf("node %d: view %d members %v joined %v left %v failed %v", n.id, ev.Seq, ev.Members, ev.Joined, ev.Left, ev.Failed)
 			s.Stats.Failed += len(ev.Failed)
+			for _, f := range ev.Failed {
+				s.failSeq[f] = ev.Seq
+			}
 			s.checkMargin(ev.Failed)
 		case *cluster.Quorum:
 			s.logf("node %d: quorate %v", n.id, ev.Quorate)
@@ -529,6 +667,10 @@ func countSame(applied []uint64, seq uint64) int {
 // send hands the next queued message to the Core when none is being
 // ordered, as the daemon's sender does, skipping a stale "stopped".
 func (s *Sim) send(n *node) {
+	if n.inflight == 0 && len(n.fenceQ) > 0 {
+		n.inflight, n.fenceInflight = n.core.Broadcast(n.fenceQ[0].Encode()), true
+		return
+	}
 	for n.inflight == 0 && len(n.sendQ) > 0 {
 		if lockspace.Superseded(n.sendQ) {
 			s.logf("node %d: %s superseded", n.id, n.sendQ[0])
@@ -592,6 +734,19 @@ func (s *Sim) start(n *node, a lockspace.Start) {
 		s.err = fmt.Errorf("node %d starts %s change %d without being a member %v", n.id, a.Lockspace, a.Change, a.Members)
 		return
 	}
+	// A node that ran the lockspace at its last start and is not in
+	// this one left or failed; if it did not ask to leave, it must be
+	// fenced first.
+	for _, m := range s.lastStart[a.Lockspace] {
+		if slices.Contains(a.Members, m.ID) || s.leaving[a.Lockspace][m.ID] {
+			continue
+		}
+		seq, failed := s.failSeq[m]
+		if o, fenced := n.rep.Fence.Done[m.ID]; failed && (!fenced || o.Seq <= seq) {
+			s.err = fmt.Errorf("node %d starts %s change %d with %v before failed node %v (failure %d) was fenced", n.id, a.Lockspace, a.Change, a.Members, m, seq)
+			return
+		}
+	}
 	byChange := s.started[a.Lockspace]
 	if byChange == nil {
 		byChange = map[uint64][]int{}
@@ -627,6 +782,16 @@ func (s *Sim) start(n *node, a lockspace.Start) {
 			}
 		}
 		byChange[a.Change] = slices.Clone(a.Members)
+		var ms []cluster.Member
+		for _, m := range a.Members {
+			ms = append(ms, cluster.Member{ID: m, Incarnation: n.st.Members[m]})
+		}
+		s.lastStart[a.Lockspace] = ms
+		for m := range s.leaving[a.Lockspace] {
+			if !slices.Contains(a.Members, m) {
+				delete(s.leaving[a.Lockspace], m)
+			}
+		}
 	}
 	k.running, k.members = true, slices.Clone(a.Members)
 	s.Stats.Starts++

@@ -60,10 +60,13 @@ func TestSimulate(t *testing.T) {
 		total.Partitions += s.Stats.Partitions
 		total.Failed += s.Stats.Failed
 		total.Superseded += s.Stats.Superseded
+		total.Fenced += s.Stats.Fenced
+		total.FenceFailures += s.Stats.FenceFailures
 	}
 	t.Logf("seeds %d to %d: %d passed, %d failed %v; %+v", first, first+seeds-1, seeds-uint64(len(failed)), len(failed), failed, total)
 	// The faults must really have happened, or the run proves nothing.
-	if total.Starts == 0 || total.Crashes == 0 || total.Partitions == 0 || total.Failed == 0 || total.Leaves == 0 {
+	if total.Starts == 0 || total.Crashes == 0 || total.Partitions == 0 || total.Failed == 0 || total.Leaves == 0 ||
+		total.Fenced == 0 || total.FenceFailures == 0 {
 		t.Errorf("the schedules exercised too little: %+v", total)
 	}
 }
@@ -160,5 +163,23 @@ func TestReproducible(t *testing.T) {
 		if a.trace.Len() == 0 {
 			t.Fatal("empty trace")
 		}
+	}
+}
+
+// TestFenceGateCanFail runs seeds with the lockspaces unlinked from the
+// fence state: recovery then does not wait for fencing, and the
+// fencing invariant must catch it, or it checks nothing.
+func TestFenceGateCanFail(t *testing.T) {
+	caught := 0
+	for seed := uint64(1); seed <= 100 && caught == 0; seed++ {
+		if _, err := Run(seed, Options{NoFenceGate: true}); err != nil {
+			if !strings.Contains(headline(err), "was fenced") {
+				t.Fatalf("seed %d failed otherwise: %s", seed, headline(err))
+			}
+			caught++
+		}
+	}
+	if caught == 0 {
+		t.Error("without the fence gate, no seed of 100 started a lockspace before a failed member was fenced")
 	}
 }
