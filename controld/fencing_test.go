@@ -85,6 +85,18 @@ func TestStartupFencingDisabled(t *testing.T) {
 	}
 }
 
+// failedAttempt waits until the replicated state shows a failed agent
+// run for node.
+func failedAttempt(t *testing.T, d *Daemon, node int) {
+	t.Helper()
+	eventually(t, "a failed attempt", func() bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		r := d.rep.Fence.Pending[node]
+		return r != nil && r.Attempts > 0 && strings.Contains(r.LastError, "exit status 1")
+	})
+}
+
 // TestFenceAck: an agent that always fails keeps a startup victim
 // pending and the join waiting; an operator's ack ends it.
 func TestFenceAck(t *testing.T) {
@@ -94,12 +106,7 @@ func TestFenceAck(t *testing.T) {
 	run(t, d)
 	addLockspace(t, root, "ls1", "0")
 	ue.ch <- configfs.Event{Kind: configfs.EventOnline, Lockspace: "ls1"}
-	eventually(t, "a failed attempt", func() bool {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		r := d.rep.Fence.Pending[2]
-		return r != nil && r.Attempts > 0 && strings.Contains(r.LastError, "exit status 1")
-	})
+	failedAttempt(t, d, 2)
 	if _, err := os.Stat(record); err != nil {
 		t.Fatal("the agent did not run")
 	}
@@ -132,12 +139,7 @@ func TestStatusShowsPendingFence(t *testing.T) {
 	root := kernelRoot(t, nil)
 	d, _ := newTestDaemon(t, configfs.New(root), twoNodes+"post_join_delay=0\nfence_all "+agent+"\n")
 	run(t, d)
-	eventually(t, "a failed attempt", func() bool {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		r := d.rep.Fence.Pending[2]
-		return r != nil && r.Attempts > 0
-	})
+	failedAttempt(t, d, 2)
 	st := string(d.status())
 	for _, want := range []string{"left_reason=startup need_fencing=1", "fence_actor_last=1", "fence_attempts=", `fence_error="agent\x20`} {
 		if !strings.Contains(st, want) {

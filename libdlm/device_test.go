@@ -255,12 +255,11 @@ func TestFakeConversionDeadlock(t *testing.T) {
 	}
 }
 
-// TestFakeClose: Close ends every waiting operation with ErrClosed, and
-// the kernel frees the handle's locks, granting what they blocked.
-func TestFakeClose(t *testing.T) {
-	s := dlmtest.NewLockspace("t")
-	a, _ := open(t, s)
-	b, _ := open(t, s)
+// waitBehind makes b wait behind an EX lock that a takes on "r": one
+// asynchronous request and n synchronous ones. It returns once the
+// fake kernel has them all queued; each ends on its channel.
+func waitBehind(t *testing.T, s *dlmtest.Lockspace, a, b *libdlm.Lockspace, n int) (chan libdlm.Result, chan error) {
+	t.Helper()
 	ctx := ctxT(t)
 	if _, err := a.Lock(ctx, "r", libdlm.ModeEX, 0); err != nil {
 		t.Fatal(err)
@@ -269,28 +268,73 @@ func TestFakeClose(t *testing.T) {
 	if _, err := b.LockAsync("r", libdlm.ModeEX, 0, func(r libdlm.Result) { async <- r }); err != nil {
 		t.Fatal(err)
 	}
-	syncErr := make(chan error, 1)
-	go func() {
-		_, err := b.Lock(ctx, "r", libdlm.ModePR, 0)
-		syncErr <- err
-	}()
-	waitFor(t, func() bool { return len(s.Locks()) == 3 })
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
+	syncs := make(chan error, n)
+	for range n {
+		go func() {
+			_, err := b.Lock(ctx, "r", libdlm.ModePR, 0)
+			syncs <- err
+		}()
 	}
-	if r := <-async; !errors.Is(r.Err, libdlm.ErrClosed) {
-		t.Errorf("async request at Close: %+v", r)
+	waitFor(t, func() bool { return len(s.Locks()) == 2+n })
+	return async, syncs
+}
+
+// TestFakeWaitersEnd: when the handle closes, or its device fails,
+// every operation waiting on it ends with the reason, none hangs, and
+// later requests fail the same way.
+func TestFakeWaitersEnd(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		end  func(b *libdlm.Lockspace, dev *dlmtest.Device) error
+		want error
+	}{
+		{"Close", func(b *libdlm.Lockspace, _ *dlmtest.Device) error { return b.Close() }, libdlm.ErrClosed},
+		{"device failure", func(_ *libdlm.Lockspace, dev *dlmtest.Device) error { dev.Fail(); return nil }, libdlm.ErrDeviceFailed},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := dlmtest.NewLockspace("t")
+			a, _ := open(t, s)
+			b, dev := open(t, s)
+			const n = 4
+			async, syncs := waitBehind(t, s, a, b, n)
+			if err := c.end(b, dev); err != nil {
+				t.Fatal(err)
+			}
+			ctx := ctxT(t)
+			select {
+			case r := <-async:
+				if !errors.Is(r.Err, c.want) {
+					t.Errorf("async request: %+v, want %v", r, c.want)
+				}
+			case <-ctx.Done():
+				t.Fatal("the async request hangs")
+			}
+			for range n {
+				if err := <-syncs; !errors.Is(err, c.want) {
+					t.Errorf("sync request: %v, want %v", err, c.want)
+				}
+			}
+			if _, err := b.Lock(ctx, "other", libdlm.ModeNL, 0); !errors.Is(err, c.want) {
+				t.Errorf("lock afterwards: %v, want %v", err, c.want)
+			}
+			if err := b.Close(); err != nil && c.want != libdlm.ErrClosed {
+				t.Errorf("close: %v", err)
+			}
+			// The kernel freed b's requests (at Close: a failed device
+			// keeps them until then), and a holds its lock alone.
+			if got := len(s.Locks()); got != 1 {
+				t.Errorf("%d locks after b closed, want a's alone: %v", got, s.Locks())
+			}
+		})
 	}
-	if err := <-syncErr; !errors.Is(err, libdlm.ErrClosed) {
-		t.Errorf("sync request at Close: %v", err)
-	}
-	if _, err := b.Lock(ctx, "r", libdlm.ModeNL, 0); !errors.Is(err, libdlm.ErrClosed) {
-		t.Errorf("lock after Close: %v", err)
-	}
-	if got := len(s.Locks()); got != 1 {
-		t.Errorf("%d locks after b closed, want a's alone: %v", got, s.Locks())
-	}
-	// Persistent locks outlive their handle and can be adopted.
+}
+
+// TestFakeOrphans: persistent locks outlive their handle and can be
+// adopted.
+func TestFakeOrphans(t *testing.T) {
+	s := dlmtest.NewLockspace("t")
+	a, _ := open(t, s)
+	ctx := ctxT(t)
 	if _, err := a.Lock(ctx, "p", libdlm.ModePW, libdlm.Persistent); err != nil {
 		t.Fatal(err)
 	}
@@ -306,56 +350,6 @@ func TestFakeClose(t *testing.T) {
 	}
 	if _, err := c.Lock(ctx, "p", libdlm.ModeEX, libdlm.Orphan); !errors.Is(err, libdlm.ErrNotFound) {
 		t.Errorf("adopting a missing orphan: %v, want ErrNotFound", err)
-	}
-}
-
-// TestFakeDeviceFailure: when the device fails, the reader notices, and
-// every waiting operation ends with ErrDeviceFailed; none hangs.
-func TestFakeDeviceFailure(t *testing.T) {
-	s := dlmtest.NewLockspace("t")
-	a, _ := open(t, s)
-	b, dev := open(t, s)
-	ctx := ctxT(t)
-	if _, err := a.Lock(ctx, "r", libdlm.ModeEX, 0); err != nil {
-		t.Fatal(err)
-	}
-	async := make(chan libdlm.Result, 1)
-	if _, err := b.LockAsync("r", libdlm.ModeEX, 0, func(r libdlm.Result) { async <- r }); err != nil {
-		t.Fatal(err)
-	}
-	const waiters = 4
-	var wg sync.WaitGroup
-	errs := make(chan error, waiters)
-	for range waiters {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, err := b.Lock(ctx, "r", libdlm.ModePR, 0)
-			errs <- err
-		}()
-	}
-	waitFor(t, func() bool { return len(s.Locks()) == 2+waiters })
-	dev.Fail()
-	select {
-	case r := <-async:
-		if !errors.Is(r.Err, libdlm.ErrDeviceFailed) {
-			t.Errorf("async request: %+v, want ErrDeviceFailed", r)
-		}
-	case <-ctx.Done():
-		t.Fatal("async request hangs after the device failed")
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if !errors.Is(err, libdlm.ErrDeviceFailed) {
-			t.Errorf("sync request: %v, want ErrDeviceFailed", err)
-		}
-	}
-	if _, err := b.Lock(ctx, "other", libdlm.ModeNL, 0); !errors.Is(err, libdlm.ErrDeviceFailed) {
-		t.Errorf("lock after the failure: %v, want ErrDeviceFailed", err)
-	}
-	if err := b.Close(); err != nil {
-		t.Errorf("close after failure: %v", err)
 	}
 }
 

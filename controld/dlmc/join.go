@@ -55,16 +55,5 @@ const FenceAckReply = 1
 // node that is not waiting to be fenced, a [*DaemonError] wrapping
 // syscall.ENOENT.
 func (c *Client) FenceAck(ctx context.Context, node int) error {
-	req := Header{Command: FenceAck, Name: strconv.Itoa(node), Option: FenceAckReply}
-	h, p, err := c.Control(ctx, req, nil)
-	if err != nil {
-		return err
-	}
-	if err := checkReply(h, req); err != nil {
-		return err
-	}
-	if h.Data < 0 {
-		return daemonError(h, req, p)
-	}
-	return nil
+	return c.control(ctx, Header{Command: FenceAck, Name: strconv.Itoa(node), Option: FenceAckReply})
 }

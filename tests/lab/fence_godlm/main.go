@@ -22,13 +22,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/godlm/godlm/tests/lab/internal/power"
+	"github.com/godlm/godlm/tests/lab/internal/vport"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
@@ -193,7 +193,7 @@ func (o options) target() (string, error) {
 // id from its memory, without acting twice).
 func ask(req power.Request, timeout time.Duration) (power.Reply, error) {
 	deadline := time.Now().Add(timeout)
-	dev, err := findPort(power.PortName, deadline)
+	dev, err := vport.Find("/sys", power.PortName, deadline)
 	if err != nil {
 		return power.Reply{}, err
 	}
@@ -254,23 +254,6 @@ func ask(req power.Request, timeout time.Duration) (power.Reply, error) {
 		case <-timeoutC:
 			return power.Reply{}, fmt.Errorf("no answer from the power switch in %v", timeout)
 		}
-	}
-}
-
-// findPort returns the device node of the virtio-serial port named name.
-func findPort(name string, deadline time.Time) (string, error) {
-	for {
-		dirs, _ := filepath.Glob("/sys/class/virtio-ports/*")
-		for _, d := range dirs {
-			b, err := os.ReadFile(filepath.Join(d, "name"))
-			if err == nil && strings.TrimSpace(string(b)) == name {
-				return "/dev/" + filepath.Base(d), nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return "", fmt.Errorf("no virtio-serial port named %q (is this a godlm lab VM?)", name)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 

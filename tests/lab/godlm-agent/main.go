@@ -14,11 +14,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/godlm/godlm/tests/lab/internal/vport"
 	"github.com/godlm/godlm/tests/lab/internal/wire"
 )
 
@@ -28,7 +28,7 @@ const maxOutput = 16 << 20
 func main() {
 	log.SetFlags(0)
 	log.SetPrefix("godlm-agent: ")
-	dev, err := findPort(wire.PortName)
+	dev, err := vport.Find("/sys", wire.PortName, time.Now().Add(30*time.Second))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -38,24 +38,6 @@ func main() {
 	}
 	a := &agent{port: f}
 	a.serve()
-}
-
-// findPort returns the device node of the virtio-serial port named name.
-func findPort(name string) (string, error) {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		dirs, _ := filepath.Glob("/sys/class/virtio-ports/*")
-		for _, d := range dirs {
-			b, err := os.ReadFile(filepath.Join(d, "name"))
-			if err == nil && strings.TrimSpace(string(b)) == name {
-				return "/dev/" + filepath.Base(d), nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return "", fmt.Errorf("no virtio-serial port named %q", name)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 type agent struct {
