@@ -32,6 +32,7 @@ type fencingState struct {
 	kernelClean bool
 	firstInc    uint64
 	cleanSent   bool
+	selfAckSent bool
 	// The startup check: when the cluster first became quorate here.
 	firstQuorate time.Time
 	startupSent  bool
@@ -91,6 +92,16 @@ func (d *Daemon) afterEvent(ev cluster.Event) {
 		f.cleanSent = true
 		d.log.Info("this node restarted with no lockspace in its kernel: telling the cluster it needs no fencing", "failed_incarnation", r.Incarnation)
 		d.sendFence(fence.Msg{Kind: fence.KindClean}, func() { f.cleanSent = false })
+	}
+	// A one-node cluster: the node's own earlier incarnation (its
+	// daemon was killed and restarted) is pending, and no other member
+	// could fence it. Nobody else can have recovered its locks either:
+	// the lockspaces it left in its kernel are adopted, so it records
+	// that it carries on from them itself.
+	if r := d.rep.Fence.Pending[d.nodeID]; r != nil && len(d.cfg.Nodes) == 1 && !f.selfAckSent && d.isMember(inc) && r.Incarnation < inc {
+		f.selfAckSent = true
+		d.log.Info("one-node cluster: carrying on from this node's earlier incarnation, which no other node can fence", "failed_incarnation", r.Incarnation)
+		d.sendFence(fence.Msg{Kind: fence.KindAck, Node: d.nodeID}, func() { f.selfAckSent = false })
 	}
 	if f.firstQuorate.IsZero() && d.eng.Quorate() {
 		f.firstQuorate = time.Now()

@@ -1,6 +1,7 @@
 package controld
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/godlm/godlm/configfs"
+	"github.com/godlm/godlm/controld/cluster"
+	"github.com/godlm/godlm/controld/cluster/clustertest"
 	"github.com/godlm/godlm/controld/fence"
 )
 
@@ -146,4 +149,44 @@ func TestStatusShowsPendingFence(t *testing.T) {
 			t.Errorf("status lacks %q: %q", want, st)
 		}
 	}
+}
+
+// TestOneNodeCarriesOn: on a one-node cluster, the node's earlier
+// incarnation (a daemon killed and restarted) is failed, and no other
+// node can fence it; the daemon records that it carries on itself, so
+// the lockspaces it adopts can start.
+func TestOneNodeCarriesOn(t *testing.T) {
+	// "run" was running under the killed daemon, as the earlier
+	// incarnation's only member.
+	root := kernelRoot(t, map[string]string{"run": "12345"})
+	cfg := NewConfig()
+	if err := cfg.Parse(strings.NewReader(soloNode), "dlm.conf"); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Set("cluster_state_dir", t.TempDir(), "test")
+	d, err := New(cfg, Options{Kernel: configfs.New(root), Uevents: &fakeUevents{ch: make(chan configfs.Event, 8)},
+		LocalAddrs: func() ([]netip.Addr, error) { return []netip.Addr{netip.MustParseAddr("10.0.0.1")}, nil },
+		Cluster: func(self int, sm cluster.StateMachine) (cluster.Cluster, error) {
+			// What the cluster layer replays after a restart: the
+			// earlier incarnation, then its failure.
+			sm.Apply(&cluster.View{Seq: 100, Members: []cluster.Member{{ID: 1, Incarnation: 1}}})
+			sm.Apply(&cluster.View{Seq: 101, Failed: []cluster.Member{{ID: 1, Incarnation: 1}}})
+			return clustertest.NewLoopback(cluster.Member{ID: self, Incarnation: 2}, sm), nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, d)
+	eventually(t, "the earlier incarnation counted as fenced", func() bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return !d.rep.Fence.Blocks(1)
+	})
+	d.mu.Lock()
+	o := d.rep.Fence.Done[1]
+	d.mu.Unlock()
+	if o.How != fence.HowAcked || o.By != 1 || o.FailSeq != 101 {
+		t.Errorf("outcome %+v", o)
+	}
+	eventually(t, "the adopted lockspace to start", func() bool { return read(t, root, "sys/kernel/dlm/run/control") == "1" })
 }
