@@ -30,6 +30,11 @@ type PowerSwitch struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// powerMu serialises the changes of one VM's power, so that two
+	// requests for it see each other's effect (the second off is
+	// "Already OFF"), and a boot is never started twice.
+	powerMu [MaxNodes + 1]sync.Mutex
+
 	mu     sync.Mutex
 	fail   int
 	hang   bool
@@ -258,14 +263,19 @@ func (p *PowerSwitch) act(req power.Request) (status, msg string) {
 		}
 		return power.StatusOff, "OFF"
 	case power.ActionOff, power.ActionReboot:
+		p.powerMu[id].Lock()
 		was := n.Running()
-		if err := n.kill(); err != nil {
+		err := n.kill()
+		p.powerMu[id].Unlock()
+		if err != nil {
 			return power.StatusFail, err.Error()
 		}
 		if req.Action == power.ActionReboot {
 			p.wg.Add(1)
 			go func() {
 				defer p.wg.Done()
+				p.powerMu[id].Lock()
+				defer p.powerMu[id].Unlock()
 				if err := n.start(p.ctx); err != nil {
 					p.c.cfg.Logf("lab: power switch: node %d did not come back after reboot: %v", id, err)
 				}
@@ -276,6 +286,8 @@ func (p *PowerSwitch) act(req power.Request) (status, msg string) {
 		}
 		return power.StatusOK, "Powered OFF"
 	case power.ActionOn:
+		p.powerMu[id].Lock()
+		defer p.powerMu[id].Unlock()
 		if n.Running() {
 			return power.StatusOK, "Already ON"
 		}
