@@ -664,7 +664,7 @@ func (d *Daemon) clusterEvent(ev cluster.Event) {
 	}
 	d.mu.Lock()
 	acts := d.eng.Event(ev)
-	d.afterEvent(ev)
+	d.afterEvent()
 	d.mu.Unlock()
 	d.execute(acts)
 }

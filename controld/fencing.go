@@ -31,8 +31,9 @@ type fencingState struct {
 	// whatever lockspaces it ran).
 	kernelClean bool
 	firstInc    uint64
-	cleanSent   bool
-	selfAckSent bool
+	// selfReported: this daemon reported that its node's earlier
+	// incarnation needs no fencing (see carryOn).
+	selfReported bool
 	// The startup check: when the cluster first became quorate here.
 	firstQuorate time.Time
 	startupSent  bool
@@ -75,9 +76,9 @@ func (d *Daemon) startFencing(kernelClean bool) {
 
 // afterEvent does this node's part in fencing after an ordered event
 // (or a local one) was applied: it lets the fencer start or stop agent
-// runs, reports a clean restart, and makes the startup check. d.mu is
-// held.
-func (d *Daemon) afterEvent(ev cluster.Event) {
+// runs, says when this node's earlier incarnation needs no fencing, and
+// makes the startup check. d.mu is held.
+func (d *Daemon) afterEvent() {
 	f := &d.fencing
 	if f.fencer == nil {
 		return
@@ -87,26 +88,40 @@ func (d *Daemon) afterEvent(ev cluster.Event) {
 	if f.firstInc == 0 && d.isMember(inc) {
 		f.firstInc = inc
 	}
-	if r := d.rep.Fence.Pending[d.nodeID]; r != nil && f.kernelClean && !f.cleanSent && inc == f.firstInc && d.isMember(inc) &&
-		(r.Reason == fence.ReasonStartup || r.Incarnation < inc) {
-		f.cleanSent = true
-		d.log.Info("this node restarted with no lockspace in its kernel: telling the cluster it needs no fencing", "failed_incarnation", r.Incarnation)
-		d.sendFence(fence.Msg{Kind: fence.KindClean}, func() { f.cleanSent = false })
-	}
-	// A one-node cluster: the node's own earlier incarnation (its
-	// daemon was killed and restarted) is pending, and no other member
-	// could fence it. Nobody else can have recovered its locks either:
-	// the lockspaces it left in its kernel are adopted, so it records
-	// that it carries on from them itself.
-	if r := d.rep.Fence.Pending[d.nodeID]; r != nil && len(d.cfg.Nodes) == 1 && !f.selfAckSent && d.isMember(inc) && r.Incarnation < inc {
-		f.selfAckSent = true
-		d.log.Info("one-node cluster: carrying on from this node's earlier incarnation, which no other node can fence", "failed_incarnation", r.Incarnation)
-		d.sendFence(fence.Msg{Kind: fence.KindAck, Node: d.nodeID}, func() { f.selfAckSent = false })
+	if r := d.rep.Fence.Pending[d.nodeID]; r != nil && !f.selfReported && d.isMember(inc) {
+		d.carryOn(r, inc)
 	}
 	if f.firstQuorate.IsZero() && d.eng.Quorate() {
 		f.firstQuorate = time.Now()
 	}
 	d.startupCheck(time.Now())
+}
+
+// carryOn tells the cluster, when it can, that r, the pending fencing of
+// an earlier incarnation of this node (or of this node at startup),
+// needs no agent; inc is this node's current incarnation, a member.
+// d.mu is held.
+func (d *Daemon) carryOn(r *fence.Record, inc uint64) {
+	f := &d.fencing
+	if r.Reason == fence.ReasonFailed && r.Incarnation >= inc {
+		return
+	}
+	var m fence.Msg
+	switch {
+	case len(d.cfg.Nodes) == 1:
+		// No other member could fence it, and nobody else can have
+		// recovered its locks: the lockspaces it left in its kernel are
+		// adopted, and the node carries on from them itself.
+		m = fence.Msg{Kind: fence.KindAck, Node: d.nodeID}
+		d.log.Info("one-node cluster: carrying on from this node's earlier incarnation, which no other node can fence", "failed_incarnation", r.Incarnation)
+	case f.kernelClean && inc == f.firstInc:
+		m = fence.Msg{Kind: fence.KindClean}
+		d.log.Info("this node restarted with no lockspace in its kernel: telling the cluster it needs no fencing", "failed_incarnation", r.Incarnation)
+	default:
+		return
+	}
+	f.selfReported = true
+	d.sendFence(m, func() { f.selfReported = false })
 }
 
 // fenceTick is called every second with d.mu held.

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -40,7 +41,7 @@ func agentScript(t *testing.T, code int) (path, record string) {
 	dir := t.TempDir()
 	record = filepath.Join(dir, "stdin")
 	path = filepath.Join(dir, "fence_test")
-	script := "#!/bin/sh\ncat >> " + record + "\necho --- >> " + record + "\nexit " + string(rune('0'+code)) + "\n"
+	script := "#!/bin/sh\ncat >> " + record + "\necho --- >> " + record + "\nexit " + strconv.Itoa(code) + "\n"
 	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,7 @@ import (
 // payload is read as it arrives, at most [MaxRequestPayload] bytes.
 type QueryServer struct {
 	d     *Daemon
-	bound [2]acceptor // the query and command sockets, once bound
+	bound [2]acceptor // the query and command sockets, bound and not yet served
 	lns   []acceptor  // those served
 	wg    sync.WaitGroup
 	// done is closed by Close, to end the accept loops' backoff.
@@ -127,6 +127,7 @@ func BindQueryOn(d *Daemon, query, command string) (*QueryServer, error) {
 func (s *QueryServer) Serve() {
 	s.serve(s.bound[0], false)
 	s.serve(s.bound[1], true)
+	s.bound = [2]acceptor{}
 }
 
 func newQueryServer(d *Daemon) *QueryServer {
@@ -152,9 +153,9 @@ func (s *QueryServer) Close() error {
 	for _, ln := range s.lns {
 		ln.Close()
 	}
-	for _, ln := range s.bound {
+	for _, ln := range s.bound { // bound but never served
 		if ln != nil {
-			ln.Close() // bound but never served
+			ln.Close()
 		}
 	}
 	s.wg.Wait()
